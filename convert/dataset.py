@@ -1,0 +1,118 @@
+"""Labelled face images: folders per label, a grouped stratified split, decoding, fingerprints."""
+import hashlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.errors import DataError
+from edge.preprocess import resize_square
+
+log = logging.getLogger(__name__)
+
+LABELS = ("mask", "no_mask")
+# Folder names of the public face-mask sets -> our label index. A mask worn below the nose does
+# not protect: it counts as no mask.
+FOLDER_LABELS = {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 1}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Crops cut from one photo share the part of their name before this separator, so that a split
+# keeps all faces of one photo on the same side.
+GROUP_SEPARATOR = "__"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image file."""
+
+    path: str
+    label: int
+    group: str
+
+
+def _group_of(root, path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return root + ":" + stem.split(GROUP_SEPARATOR)[0]
+
+
+def list_samples(roots):
+    """All images under each root's label folders (`with_mask/`, `without_mask/`, ...)."""
+    samples = []
+    for root in roots:
+        if not os.path.isdir(root):
+            raise DataError(f"data folder {root} does not exist")
+        found = [name for name in FOLDER_LABELS if os.path.isdir(os.path.join(root, name))]
+        if not found:
+            raise DataError(f"data folder {root} has none of the label folders "
+                            f"{', '.join(FOLDER_LABELS)}: put each image in the folder of its label")
+        for folder in found:
+            directory = os.path.join(root, folder)
+            for name in sorted(os.listdir(directory)):
+                if name.lower().endswith(IMAGE_EXTENSIONS):
+                    path = os.path.join(directory, name)
+                    samples.append(Sample(path, FOLDER_LABELS[folder], _group_of(root, path)))
+    if not samples:
+        raise DataError("no images found under " + ", ".join(roots))
+    return samples
+
+
+def split_samples(samples, val_fraction=0.2, seed=0):
+    """Deterministic split stratified by label; samples of one group stay on one side."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"validation fraction {val_fraction} must lie between 0 and 1")
+    train, val = [], []
+    for label in sorted({s.label for s in samples}):
+        groups = sorted({s.group for s in samples if s.label == label})
+        random.Random(f"{seed}:{label}").shuffle(groups)
+        n_val = max(1, round(len(groups) * val_fraction)) if len(groups) > 1 else 0
+        val_groups = set(groups[:n_val])
+        for sample in samples:
+            if sample.label == label:
+                (val if sample.group in val_groups else train).append(sample)
+    return train, val
+
+
+def read_rgb(path):
+    """Decode an image file to RGB uint8, or None when it is unreadable."""
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        return None
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def load_images(samples, size, progress=None):
+    """Decode samples and resize each to size x size; unreadable files are reported and skipped.
+
+    Returns (images uint8 [N, size, size, 3], labels int [N], kept samples).
+    """
+    images, kept = [], []
+    iterator = progress(samples) if progress else samples
+    for sample in iterator:
+        image = read_rgb(sample.path)
+        if image is None:
+            log.warning("skipping unreadable image %s", sample.path)
+            continue
+        images.append(resize_square(image, size))
+        kept.append(sample)
+    if not kept:
+        raise DataError("none of the images could be decoded")
+    labels = np.array([s.label for s in kept], dtype=np.int64)
+    return np.stack(images), labels, kept
+
+
+def fingerprint(samples):
+    """sha256 over the label and bytes of every file, in a fixed order: names the data exactly."""
+    digest = hashlib.sha256()
+    for sample in sorted(samples, key=lambda s: s.path):
+        digest.update(f"{sample.label}:{os.path.basename(sample.path)}:".encode())
+        with open(sample.path, "rb") as handle:
+            digest.update(hashlib.sha256(handle.read()).digest())
+    return digest.hexdigest()
+
+
+def class_counts(labels):
+    """{label name: count} for an array of label indices."""
+    return {name: int(np.sum(np.asarray(labels) == i)) for i, name in enumerate(LABELS)}

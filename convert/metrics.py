@@ -1,0 +1,100 @@
+"""Classification metrics over P(no mask) scores, in plain numpy (positive class: no_mask)."""
+import numpy as np
+
+from .dataset import LABELS
+
+
+def confusion(y_true, y_pred):
+    """2x2 counts, rows = truth, columns = prediction, in LABELS order."""
+    matrix = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return matrix
+
+
+def per_class(matrix):
+    """{label: precision, recall, f1, support} from a confusion matrix."""
+    out = {}
+    for i, name in enumerate(LABELS):
+        tp = matrix[i, i]
+        predicted, actual = matrix[:, i].sum(), matrix[i, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                     "support": int(actual)}
+    return out
+
+
+def balanced_accuracy(y_true, y_pred):
+    """Mean of the per-class recalls."""
+    matrix = confusion(y_true, y_pred)
+    recalls = [matrix[i, i] / matrix[i].sum() for i in range(len(LABELS)) if matrix[i].sum()]
+    return float(np.mean(recalls))
+
+
+def roc_curve(y_true, scores):
+    """(fpr, tpr, thresholds) over every distinct score."""
+    y_true = np.asarray(y_true)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    sorted_scores, sorted_true = np.asarray(scores)[order], y_true[order]
+    distinct = np.r_[np.nonzero(np.diff(sorted_scores))[0], len(sorted_scores) - 1]
+    tps = np.cumsum(sorted_true)[distinct]
+    fps = (distinct + 1) - tps
+    positives, negatives = max(tps[-1], 1), max(fps[-1], 1)
+    return np.r_[0, fps / negatives], np.r_[0, tps / positives], sorted_scores[distinct]
+
+
+def pr_curve(y_true, scores):
+    """(precision, recall) over every distinct score."""
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    positives = max(int(np.sum(y_true)), 1)
+    negatives = max(len(y_true) - positives, 1)
+    tp, fp = tpr[1:] * positives, fpr[1:] * negatives
+    precision = tp / np.maximum(tp + fp, 1)
+    return np.r_[1.0, precision], np.r_[0.0, tpr[1:]]
+
+
+def auc(x, y):
+    """Area under a curve by the trapezoid rule."""
+    return float(np.trapezoid(y, x)) if hasattr(np, "trapezoid") else float(np.trapz(y, x))
+
+
+def average_precision(y_true, scores):
+    """Step-wise area under the precision-recall curve."""
+    precision, recall = pr_curve(y_true, scores)
+    return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def choose_threshold(y_true, scores):
+    """The P(no mask) threshold with the best balanced accuracy (ties: closest to 0.5)."""
+    candidates = np.unique(np.r_[np.asarray(scores, np.float64), 0.5])
+    best = (-1.0, 0.0, 0.5)
+    for t in candidates:
+        if not 0.0 < t < 1.0:
+            continue
+        bacc = balanced_accuracy(y_true, (np.asarray(scores) >= t).astype(int))
+        key = (bacc, -abs(t - 0.5))
+        if key > best[:2]:
+            best = (bacc, -abs(t - 0.5), float(t))
+    return best[2]
+
+
+def report(y_true, scores, threshold):
+    """All metrics of one evaluation at a threshold, plus its ROC and PR curves."""
+    y_true = np.asarray(y_true)
+    y_pred = (np.asarray(scores) >= threshold).astype(int)
+    matrix = confusion(y_true, y_pred)
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    precision, recall = pr_curve(y_true, scores)
+    return {
+        "n": int(len(y_true)),
+        "threshold": float(threshold),
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+        "per_class": per_class(matrix),
+        "confusion": matrix.tolist(),
+        "roc_auc": auc(fpr, tpr),
+        "average_precision": average_precision(y_true, scores),
+        "curves": {"fpr": fpr.tolist(), "tpr": tpr.tolist(),
+                   "precision": precision.tolist(), "recall": recall.tolist()},
+    }

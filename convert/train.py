@@ -1,0 +1,138 @@
+"""Training: a frozen ImageNet backbone with a new head, then the top blocks fine-tuned.
+
+The lower backbone never trains, so its features are computed once for several augmented views
+of each training image (and one plain view of each validation image); both phases then train on
+those features. That makes a CPU-only run of a few thousand images take minutes, not hours.
+"""
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from edge.preprocess import normalize
+
+from . import dataset, model as model_lib, weights
+from .augment import augment
+from .progress import progress
+
+log = logging.getLogger(__name__)
+
+
+def _verbosity():
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _features(lower, images, batch_size=64, desc="features"):
+    """Lower-backbone features (float16) of uint8 images, in batches, with a progress bar."""
+    chunks = []
+    for start in progress(range(0, len(images), batch_size), desc=desc):
+        batch = normalize(images[start:start + batch_size])
+        chunks.append(lower(batch, training=False).numpy().astype(np.float16))
+    return np.concatenate(chunks)
+
+
+def _augmented_views(images, size, views, seed):
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(images) * views, size, size, 3), np.uint8)
+    for v in range(views):
+        for i, image in enumerate(images):
+            out[v * len(images) + i] = augment(image, size, rng)
+    return out
+
+
+def class_weights(labels):
+    """Inverse-frequency weights, normalised so the mean weight is one."""
+    counts = np.bincount(labels, minlength=len(dataset.LABELS)).astype(np.float64)
+    weights_ = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    return {i: float(w) for i, w in enumerate(weights_)}
+
+
+def _fit(head, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint, cls_weights, batch):
+    import keras
+
+    head.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True,
+                                        save_weights_only=True),
+    ]
+    history = head.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
+                       batch_size=batch, class_weight=cls_weights, callbacks=callbacks,
+                       verbose=_verbosity(), shuffle=True)
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0, views=3,
+          head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=1e-4, patience=3, batch=64,
+          limit=None):
+    """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
+
+    `limit` keeps only that many images per label (for smoke runs). Returns the run summary.
+    """
+    import keras
+
+    from .plots import plot_training_curves
+
+    started = time.time()
+    os.makedirs(out_dir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    samples = dataset.list_samples(roots)
+    if limit:
+        samples = [s for label in range(len(dataset.LABELS))
+                   for s in [x for x in samples if x.label == label][:limit]]
+    train_set, val_set = dataset.split_samples(samples, val_fraction, seed)
+    log.info("%d training and %d validation images from %s", len(train_set), len(val_set), roots)
+    # Training images keep some room around the output size for crop jitter.
+    train_images, y_train, train_set = dataset.load_images(
+        train_set, int(size * 1.25), lambda it: progress(it, desc="decode train"))
+    val_images, y_val, val_set = dataset.load_images(
+        val_set, size, lambda it: progress(it, desc="decode val"))
+
+    backbone = model_lib.build_backbone(size)
+    weights.copy_backbone_weights(backbone, weights_file or weights.fetch_imagenet_weights())
+    lower, upper = model_lib.split_backbone(backbone)
+    x_train = _features(lower, _augmented_views(train_images, size, views, seed), desc="augment+features")
+    y_train = np.tile(y_train, views)
+    x_val = _features(lower, val_images, desc="val features")
+
+    head = model_lib.build_head_model(upper)
+    cls_weights = class_weights(y_train)
+    checkpoint = os.path.join(out_dir, "best.weights.h5")
+    model_lib.set_fine_tuning(upper, False)
+    log.info("phase 1: head on the frozen backbone")
+    history1 = _fit(head, x_train, y_train, x_val, y_val, head_lr, head_epochs, patience,
+                    checkpoint, cls_weights, batch)
+    model_lib.set_fine_tuning(upper, True)
+    log.info("phase 2: blocks 13-16 fine-tuned at learning rate %g", tune_lr)
+    history2 = _fit(head, x_train, y_train, x_val, y_val, tune_lr, tune_epochs, patience,
+                    checkpoint, cls_weights, batch)
+
+    export = model_lib.build_export_model(lower, head, size)
+    export.save(os.path.join(out_dir, "classifier.keras"))
+    plot_training_curves(history1, history2, os.path.join(out_dir, "training_curves.png"))
+    summary = {
+        "size": size,
+        "roots": [os.path.abspath(r) for r in roots],
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "augmented_views": views,
+        "counts": {"train": dataset.class_counts(y_train[:len(train_set)]),
+                   "val": dataset.class_counts(y_val)},
+        "data_fingerprint": dataset.fingerprint(train_set + val_set),
+        "class_weights": cls_weights,
+        "epochs": {"head": len(history1["loss"]), "fine_tune": len(history2["loss"])},
+        "history": {"head": history1, "fine_tune": history2},
+        "seconds": round(time.time() - started, 1),
+    }
+    with open(os.path.join(out_dir, "train.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    with open(os.path.join(out_dir, "split.json"), "w", encoding="utf-8") as handle:
+        json.dump({"train": [[s.path, s.label] for s in train_set],
+                   "val": [[s.path, s.label] for s in val_set]}, handle)
+    log.info("training done in %.0f s: %s", summary["seconds"], out_dir)
+    return summary

@@ -1,0 +1,77 @@
+"""The mask classifier: one invoke per face crop, label and score from the model's metadata."""
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import tensors
+from .errors import ModelError
+from .model_meta import load_classifier_meta, sha256_of
+from .preprocess import crop_face, resize_square
+from .runtime import open_interpreter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """A face's label (`mask` / `no_mask`) and the probability of that label."""
+
+    label: str
+    score: float
+    no_mask_probability: float
+
+
+class MaskClassifier:
+    """An int8 MobileNetV2 mask / no-mask classifier opened once and invoked per face."""
+
+    def __init__(self, meta, interpreter):
+        self.meta = meta
+        self.interpreter = interpreter
+        height, width = tensors.input_size(interpreter)
+        if (height, width) != (meta.input_size, meta.input_size):
+            raise ModelError(f"{meta.model_path} takes {width}x{height} images but its metadata "
+                             f"{meta.path} says {meta.input_size}: the two files do not belong "
+                             "together")
+
+    @classmethod
+    def open(cls, meta_path, runtime=None, num_threads=None, verify_sha256=True):
+        """Open the classifier described by a metadata file (checks the model's sha256)."""
+        meta = load_classifier_meta(meta_path)
+        if verify_sha256 and sha256_of_existing(meta.model_path) != meta.sha256:
+            raise ModelError(f"{meta.model_path} does not match the sha256 in {meta.path}: the "
+                             "model was replaced or damaged; re-run `maskdet-convert quantize`")
+        return cls(meta, open_interpreter(meta.model_path, runtime, num_threads))
+
+    def no_mask_probability(self, face_rgb):
+        """P(no mask) for a face crop (any size, RGB uint8)."""
+        pixels = resize_square(face_rgb, self.meta.input_size)
+        scores = tensors.run_image(self.interpreter, pixels, self.meta.mean, self.meta.std)
+        return float(scores[self.meta.positive_index])
+
+    def decide(self, no_mask_probability):
+        """Apply the metadata's threshold to a P(no mask)."""
+        if no_mask_probability >= self.meta.threshold:
+            return Classification("no_mask", no_mask_probability, no_mask_probability)
+        return Classification("mask", 1.0 - no_mask_probability, no_mask_probability)
+
+    def classify(self, face_rgb):
+        """Label and score of one face crop."""
+        return self.decide(self.no_mask_probability(face_rgb))
+
+    def classify_box(self, frame_rgb, box):
+        """Label and score of the face at `box` in a frame, framed as in training."""
+        return self.classify(crop_face(frame_rgb, box, self.meta.crop_margin))
+
+
+def sha256_of_existing(path):
+    """sha256 of a model file, or ModelError when it is missing."""
+    try:
+        return sha256_of(path)
+    except FileNotFoundError:
+        raise ModelError(f"model file {path} does not exist") from None
+
+
+def as_rgb(image_bgr):
+    """OpenCV's BGR image -> RGB (a view-free copy)."""
+    return np.ascontiguousarray(image_bgr[..., ::-1])

@@ -1,0 +1,37 @@
+"""The one error hierarchy of maskdet: every expected failure is a MaskdetError.
+
+Each error carries a message meant for the person at the terminal: it names the file, key or
+value at fault and says what to do. The command line prints it without a traceback.
+"""
+
+
+class MaskdetError(Exception):
+    """Base of every error maskdet raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MaskdetError):
+    """A configuration file or value is invalid (exit status 78, EX_CONFIG)."""
+
+    exit_code = 78
+
+
+class DataError(MaskdetError):
+    """Input data (an image folder, an annotation file, an image) cannot be used."""
+
+
+class ModelError(MaskdetError):
+    """A model file or its metadata is missing, corrupt or inconsistent."""
+
+
+class AcceleratorError(MaskdetError):
+    """The Edge TPU was required but cannot be used."""
+
+
+class FetchError(MaskdetError):
+    """A third-party file could not be fetched or failed its checksum."""
+
+
+class QualityGateError(MaskdetError):
+    """A measured quality (accuracy, op mapping) fails the bar it must clear."""

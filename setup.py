@@ -1,0 +1,54 @@
+"""maskdet: an edge face-mask detector for Raspberry Pi and Google Coral."""
+from setuptools import find_packages, setup
+
+# The interpreter: ai-edge-litert where it has wheels (Python 3.10+, x86_64 / aarch64), else
+# tflite-runtime 2.14, whose wheels fail with numpy 2 (SystemError creating the interpreter),
+# hence numpy<2 on exactly those platforms.
+_LITERT = 'python_version >= "3.10" and platform_machine in "x86_64 aarch64 AMD64"'
+_TFLITE_RUNTIME = 'python_version < "3.10" or platform_machine not in "x86_64 aarch64 AMD64"'
+
+setup(
+    name="maskdet",
+    version="0.1.0",
+    description="Edge face-mask detector: Raspberry Pi, Coral Edge TPU, GPIO and MQTT",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["edge", "edge.*", "convert", "convert.*"]),
+    package_data={"edge": ["schemas/*.json"]},
+    install_requires=[
+        f"ai-edge-litert>=2.3; {_LITERT}",
+        f"tflite-runtime==2.14.0; {_TFLITE_RUNTIME}",
+        f"numpy<2; {_TFLITE_RUNTIME}",
+        "numpy>=1.23",
+        # 4.x: the tested API of cv2.FaceDetectorYN and cv2.dnn; 5.x changed packaging (no
+        # cv2.data cascades) and has not been tested here.
+        "opencv-python-headless>=4.8,<5",
+        "PyYAML>=6",
+    ],
+    extras_require={
+        "convert": [
+            # The CPU build: the workstation / CI half never needs CUDA.
+            "tensorflow-cpu==2.21.0",
+            "h5py>=3.10",
+            "matplotlib>=3.7",
+            "tqdm>=4.60",
+            # Reads .tflite flatbuffers (ops, options, tensors) for check-edgetpu.
+            "tflite==2.18.0",
+        ],
+        "pi": ["gpiozero>=2.0", "lgpio>=0.2"],
+        "test": ["pytest>=8", "jsonschema>=4.20"],
+    },
+    entry_points={
+        "console_scripts": [
+            "maskdet=edge.cli:main",
+            "maskdet-convert=convert.cli:main",
+        ]
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)
