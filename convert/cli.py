@@ -36,6 +36,174 @@ def cmd_train(args):
     print(json.dumps({k: summary[k] for k in ("size", "counts", "epochs", "seconds")}))
 
 
+def _real_world(args):
+    from .evaluation_sets import real_world_set
+
+    return real_world_set(args.real_world or defaults.real_world_annotations(), args.min_face)
+
+
+def _eval_sets(args, size):
+    from .evaluation_sets import split_set
+
+    return [split_set(args.run, "val", size), _real_world(args)]
+
+
+def cmd_evaluate(args):
+    from . import evaluate
+    from .scorers import keras_scorer, tflite_scorer
+
+    if args.model and args.model.endswith(".tflite"):
+        scorer = tflite_scorer(args.model)
+        tag = os.path.splitext(os.path.basename(args.model))[0]
+    else:
+        import keras
+
+        model = keras.models.load_model(args.model or os.path.join(args.run, "classifier.keras"),
+                                        compile=False)
+        scorer, tag = keras_scorer(model), "keras"
+    sets = _eval_sets(args, None)
+    reports = evaluate.evaluate_scores(sets, evaluate.score_sets(scorer, sets))
+    out_dir = args.out or args.run
+    evaluate.write_report(reports, os.path.join(out_dir, f"eval_{tag}.json"))
+    files = evaluate.write_plots(reports, out_dir, tag)
+    print(evaluate.summary_line(tag, reports))
+    print(f"plots: {', '.join(files)} in {out_dir}")
+
+
+def cmd_quantize(args):
+    from .evaluate import summary_line
+    from .quantize import quantize_run
+
+    with open(os.path.join(args.run, "train.json"), encoding="utf-8") as handle:
+        size = json.load(handle)["size"]
+    meta = quantize_run(args.run, _eval_sets(args, size), args.name, args.calibration,
+                        args.max_loss)
+    print(summary_line("int8", meta["metrics"]["int8"]))
+    print(json.dumps({"model": os.path.join(args.run, meta["files"]["int8"]),
+                      "threshold": meta["threshold"],
+                      "agreement": {k: v["same_label"] for k, v in
+                                    meta["metrics"]["int8_float_agreement"].items()}}))
+
+
+def cmd_check_edgetpu(args):
+    from .edgetpu_rules import check_model, format_report
+
+    reports = [check_model(path, args.co_compile or ()) for path in args.models]
+    for report in reports:
+        print(json.dumps(report.as_dict()) if args.json else format_report(report))
+    return 0 if all(r.compatible for r in reports) else 2
+
+
+def cmd_compile(args):
+    from .edgetpu_compiler import compile_model, compiler_available
+    from .edgetpu_rules import check_model, format_report
+
+    if not compiler_available():
+        report = check_model(args.model, args.co_compile or ())
+        print(format_report(report))
+        print("maskdet-convert: edgetpu_compiler is not on PATH (it runs only on x86-64 "
+              "Debian-family Linux: install the edgetpu-compiler package from Coral's apt "
+              "repository); the file checks above say what the compiler would refuse",
+              file=sys.stderr)
+        return 69
+    result = compile_model(args.model, args.out)
+    print(json.dumps({"output": result.output, "version": result.version,
+                      "subgraphs": result.subgraphs, "tpu_ops": result.tpu_op_count,
+                      "on_chip_bytes": result.on_chip_bytes, "off_chip_bytes": result.off_chip_bytes}))
+    return 0
+
+
+def cmd_publish(args):
+    from .publish import publish
+
+    baseline = None if args.no_baseline else _baseline_reports(args)
+    meta = publish(args.runs, args.out, args.name, baseline)
+    print(json.dumps({"chosen_size": meta["input"]["size"], "reason": meta["selection"]["reason"]}))
+
+
+def _baseline_reports(args):
+    from . import evaluate
+    from .baseline import baseline_scorer
+    from .evaluation_sets import real_world_set
+    from .weights import fetch_imagenet_weights
+
+    scorer = baseline_scorer(args.weights or fetch_imagenet_weights())
+    out = {}
+    annotations = args.real_world or defaults.real_world_annotations()
+    for framing, margin in (("square, margin 0.15 (ours)", 0.15), ("tight box (its own)", 0.0)):
+        rw = real_world_set(annotations, args.min_face, margin)
+        scores = evaluate.score_sets(scorer, [rw])
+        # The baseline decides by argmax: threshold 0.5 on P(no mask).
+        out[framing] = evaluate.strip_curves(evaluate.evaluate_scores([rw], scores, 0.5))[rw.name]
+    return out
+
+
+def cmd_pipeline(args):
+    from .pipeline import run_pipeline
+
+    baseline = None if args.smoke or args.no_baseline else _baseline_reports(args)
+    meta = run_pipeline(args.work, args.sizes, args.out, args.smoke, args.name, baseline)
+    print(json.dumps({"chosen_size": meta["input"]["size"], "reason": meta["selection"]["reason"],
+                      "out": args.out}))
+
+
+def _add_eval_args(p):
+    p.add_argument("--real-world", help="annotations.json of held-out scenes "
+                   "(default: the shared data/scenes)")
+    p.add_argument("--min-face", type=int, default=32, help="smallest real-world face side in px")
+
+
+def _add_commands(sub):
+    p = sub.add_parser("evaluate", help="metrics and plots on validation and real-world faces")
+    p.add_argument("--run", required=True, help="training run folder (for its validation split)")
+    p.add_argument("--model", help="a .keras or .tflite model (default: the run's classifier.keras)")
+    p.add_argument("--out", help="folder for the report and plots (default: the run folder)")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("quantize", help="full-int8 TFLite (uint8 I/O), compared with float")
+    p.add_argument("--run", required=True)
+    p.add_argument("--name", default="mask_classifier")
+    p.add_argument("--calibration", type=int, default=300, help="representative images")
+    p.add_argument("--max-loss", type=float, default=0.01,
+                   help="largest balanced-accuracy loss of int8 against float (0.01 = 1 point)")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("check-edgetpu", help="check .tflite files against the Edge TPU rules")
+    p.add_argument("models", nargs="+")
+    p.add_argument("--co-compile", nargs="*", help="models sharing the TPU's parameter cache")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check_edgetpu)
+
+    p = sub.add_parser("compile", help="edgetpu_compiler, failing if any op stays on the CPU")
+    p.add_argument("model")
+    p.add_argument("--out", help="output folder (default: beside the model)")
+    p.add_argument("--co-compile", nargs="*")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("pipeline", help="the whole job: train each size, quantize, check, publish")
+    p.add_argument("--work", default="runs", help="folder for the runs (default: ./runs)")
+    p.add_argument("--sizes", nargs="+", type=int, default=[224, 160, 128])
+    p.add_argument("--out", default=defaults.MODELS_DIR)
+    p.add_argument("--name", default="mask_classifier")
+    p.add_argument("--smoke", action="store_true", help="a few images and steps: proves the "
+                   "pipeline runs, not a usable model")
+    p.add_argument("--weights", help="local baseline / ImageNet HDF5 (default: fetch-weights)")
+    p.add_argument("--no-baseline", action="store_true")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser("publish", help="choose the input size, write models/ and MODEL_CARD.md")
+    p.add_argument("--runs", nargs="+", required=True, help="quantized run folders")
+    p.add_argument("--out", default=defaults.MODELS_DIR)
+    p.add_argument("--name", default="mask_classifier")
+    p.add_argument("--weights", help="local baseline / ImageNet HDF5 (default: fetch-weights)")
+    p.add_argument("--no-baseline", action="store_true", help="skip measuring the baseline")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_publish)
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train the classifier on label folders")
     p.add_argument("--data", nargs="+", required=True,
@@ -72,6 +240,7 @@ def build_parser():
     p.set_defaults(func=cmd_scene_faces)
 
     _add_train(sub)
+    _add_commands(sub)
     return parser
 
 
@@ -82,11 +251,10 @@ def main(argv=None):
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        args.func(args)
+        return args.func(args) or 0
     except MaskdetError as exc:
         print(f"maskdet-convert: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    return 0
 
 
 if __name__ == "__main__":

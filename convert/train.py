@@ -37,9 +37,8 @@ def _features(lower, images, batch_size=64, desc="features"):
 def _augmented_views(images, size, views, seed):
     rng = np.random.default_rng(seed)
     out = np.empty((len(images) * views, size, size, 3), np.uint8)
-    for v in range(views):
-        for i, image in enumerate(images):
-            out[v * len(images) + i] = augment(image, size, rng)
+    for k in progress(range(len(images) * views), desc="augment"):
+        out[k] = augment(images[k % len(images)], size, rng)
     return out
 
 
@@ -96,7 +95,7 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     backbone = model_lib.build_backbone(size)
     weights.copy_backbone_weights(backbone, weights_file or weights.fetch_imagenet_weights())
     lower, upper = model_lib.split_backbone(backbone)
-    x_train = _features(lower, _augmented_views(train_images, size, views, seed), desc="augment+features")
+    x_train = _features(lower, _augmented_views(train_images, size, views, seed), desc="train features")
     y_train = np.tile(y_train, views)
     x_val = _features(lower, val_images, desc="val features")
 

@@ -1,0 +1,67 @@
+"""Judge a classifier: metrics on the validation split and on real-world scene faces, with plots.
+
+The decision threshold is chosen on validation scores only and then applied unchanged to the
+real-world faces.
+"""
+import json
+import logging
+import os
+
+import numpy as np
+
+from . import metrics
+from .plots import plot_confusion, plot_curves
+
+log = logging.getLogger(__name__)
+
+
+def score_sets(scorer, sets):
+    """{set name: P(no mask) array} for each EvalSet."""
+    return {s.name: np.asarray(scorer(s.images), dtype=np.float64) for s in sets}
+
+
+def evaluate_scores(sets, scores, threshold=None, validation_name="validation"):
+    """Metric reports for each set; the threshold comes from the validation set unless given."""
+    by_name = {s.name: s for s in sets}
+    if threshold is None:
+        threshold = metrics.choose_threshold(by_name[validation_name].labels, scores[validation_name])
+    return {name: metrics.report(by_name[name].labels, scores[name], threshold) for name in scores}
+
+
+def write_plots(reports, out_dir, tag):
+    """Confusion matrix PNG per set and one ROC / PR PNG; returns the file names."""
+    os.makedirs(out_dir, exist_ok=True)
+    files = []
+    for name, rep in reports.items():
+        slug = name.replace(" ", "_").replace("-", "_")
+        file = f"confusion_{tag}_{slug}.png"
+        title = f"{tag}, {name}\nbalanced accuracy {rep['balanced_accuracy']:.3f}"
+        plot_confusion(rep["confusion"], title, os.path.join(out_dir, file))
+        files.append(file)
+    curves = {name: {**rep["curves"], "roc_auc": rep["roc_auc"],
+                     "average_precision": rep["average_precision"]} for name, rep in reports.items()}
+    plot_curves(curves, os.path.join(out_dir, f"curves_{tag}.png"))
+    files.append(f"curves_{tag}.png")
+    return files
+
+
+def summary_line(tag, reports):
+    """One readable line per set: balanced accuracy, recall of each class, counts."""
+    lines = []
+    for name, rep in reports.items():
+        pc = rep["per_class"]
+        lines.append(f"{tag:>10} {name:<18} n={rep['n']:<5} balanced_acc={rep['balanced_accuracy']:.4f} "
+                     f"acc={rep['accuracy']:.4f} recall(mask)={pc['mask']['recall']:.3f} "
+                     f"recall(no_mask)={pc['no_mask']['recall']:.3f} auc={rep['roc_auc']:.3f}")
+    return "\n".join(lines)
+
+
+def strip_curves(reports):
+    """Reports without the long curve arrays (for metadata files)."""
+    return {name: {k: v for k, v in rep.items() if k != "curves"} for name, rep in reports.items()}
+
+
+def write_report(reports, path):
+    """Write reports (curves included) as JSON."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(reports, handle, indent=1)

