@@ -63,5 +63,6 @@ def strip_curves(reports):
 
 def write_report(reports, path):
     """Write reports (curves included) as JSON."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(reports, handle, indent=1)

@@ -42,11 +42,11 @@ class ClassifierMeta:
         return self.labels.index(self.positive_label)
 
 
-def _require(data, path, dotted):
+def _require(data, path, *keys):
     value = data
-    for key in dotted.split("."):
+    for key in keys:
         if not isinstance(value, dict) or key not in value:
-            raise ModelError(f"{path}: missing key '{dotted}' in the model metadata; "
+            raise ModelError(f"{path}: missing key '{'.'.join(keys)}' in the model metadata; "
                              "re-create it with `maskdet-convert quantize`")
         value = value[key]
     return value
@@ -69,16 +69,16 @@ def load_classifier_meta(path):
     threshold = float(_require(data, path, "threshold"))
     if not 0.0 < threshold < 1.0:
         raise ModelError(f"{path}: threshold {threshold} must lie strictly between 0 and 1")
-    model_file = _require(data, path, "files.int8")
+    model_file = _require(data, path, "files", "int8")
     return ClassifierMeta(
         path=path,
         model_file=model_file,
-        input_size=int(_require(data, path, "input.size")),
+        input_size=int(_require(data, path, "input", "size")),
         labels=labels,
         positive_label=positive,
         threshold=threshold,
-        mean=float(_require(data, path, "input.normalization.mean")),
-        std=float(_require(data, path, "input.normalization.std")),
-        crop_margin=float(_require(data, path, "input.crop_margin")),
-        sha256=_require(data, path, f"sha256.{model_file}"),
+        mean=float(_require(data, path, "input", "normalization", "mean")),
+        std=float(_require(data, path, "input", "normalization", "std")),
+        crop_margin=float(_require(data, path, "input", "crop_margin")),
+        sha256=_require(data, path, "sha256", model_file),
     )

@@ -1,0 +1,63 @@
+"""CI's smoke run of the conversion: train, quantize, check-edgetpu, publish and evaluate, end to
+end on a few images and steps (the full training is a documented command, see README.md)."""
+import json
+import os
+
+import pytest
+
+from tests.conftest import requires_tensorflow, run_cli, shared_path
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    requires_tensorflow()
+    shared_path("data", "faces")
+    work = tmp_path_factory.mktemp("smoke")
+    out = work / "models"
+    proc = run_cli("-m", "convert.cli", "pipeline", "--smoke", "--sizes", "96", "80",
+                   "--work", str(work), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, out, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_pipeline_publishes_a_model_its_metadata_and_card(smoke):
+    work, out, summary = smoke
+    meta = json.loads((out / "mask_classifier.json").read_text())
+    assert summary["chosen_size"] in (96, 80) and meta["input"]["size"] == summary["chosen_size"]
+    assert {c["size"] for c in meta["selection"]["candidates"]} == {96, 80}
+    assert meta["data"]["counts"]["train"]["mask"] > 0
+    assert 0 < meta["threshold"] < 1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Choice of input size" in card and "Known limits" in card
+    for plot in ("training_curves.png", "curves_int8.png", "confusion_int8_validation.png"):
+        assert (out / "card" / plot).stat().st_size > 1000
+
+
+def test_published_model_runs_on_the_edge_classifier(smoke):
+    import numpy as np
+
+    from edge.classifier import MaskClassifier
+
+    _, out, _ = smoke
+    clf = MaskClassifier.open(out / "mask_classifier.json")
+    result = clf.classify(np.full((120, 100, 3), 128, np.uint8))
+    assert result.label in ("mask", "no_mask") and 0.5 <= result.score <= 1.0
+
+
+def test_check_edgetpu_passes_on_the_smoke_model(smoke):
+    _, out, _ = smoke
+    proc = run_cli("-m", "convert.cli", "check-edgetpu", "--json", str(out / "mask_classifier_int8.tflite"))
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads(proc.stdout)["compatible"] is True
+
+
+def test_evaluate_writes_reports_and_plots(smoke):
+    work, _, _ = smoke
+    run = work / "r96"
+    proc = run_cli("-m", "convert.cli", "evaluate", "--run", str(run),
+                   "--model", str(run / "mask_classifier_int8.tflite"), "--out", str(work / "eval"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((work / "eval" / "eval_mask_classifier_int8.json").read_text())
+    assert set(report) == {"validation", "real-world scenes"}
+    assert report["real-world scenes"]["n"] == 363  # every held-out face of >= 32 px
+    assert (work / "eval" / "curves_mask_classifier_int8.png").exists()

