@@ -30,6 +30,7 @@ class Sample:
     path: str
     label: int
     group: str
+    folder: str = ""
 
 
 def _group_of(root, path):
@@ -52,7 +53,7 @@ def list_samples(roots):
             for name in sorted(os.listdir(directory)):
                 if name.lower().endswith(IMAGE_EXTENSIONS):
                     path = os.path.join(directory, name)
-                    samples.append(Sample(path, FOLDER_LABELS[folder], _group_of(root, path)))
+                    samples.append(Sample(path, FOLDER_LABELS[folder], _group_of(root, path), folder))
     if not samples:
         raise DataError("no images found under " + ", ".join(roots))
     return samples

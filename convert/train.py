@@ -34,11 +34,24 @@ def _features(lower, images, batch_size=64, desc="features"):
     return np.concatenate(chunks)
 
 
-def _augmented_views(images, size, views, seed):
+# Masks worn below the nose are the no-mask faces most like masked ones and the rarest kind:
+# they get this many times the augmented views of other images.
+FOLDER_VIEW_BOOST = {"mask_weared_incorrect": 3}
+
+
+def view_plan(samples, views):
+    """Index of the source image of each augmented view: `views` per image, boosted folders more."""
+    plan = []
+    for v in range(max(FOLDER_VIEW_BOOST.values(), default=1) * views):
+        plan += [i for i, s in enumerate(samples) if v < views * FOLDER_VIEW_BOOST.get(s.folder, 1)]
+    return np.array(plan, dtype=np.int64)
+
+
+def _augmented_views(images, plan, size, seed):
     rng = np.random.default_rng(seed)
-    out = np.empty((len(images) * views, size, size, 3), np.uint8)
-    for k in progress(range(len(images) * views), desc="augment"):
-        out[k] = augment(images[k % len(images)], size, rng)
+    out = np.empty((len(plan), size, size, 3), np.uint8)
+    for k in progress(range(len(plan)), desc="augment"):
+        out[k] = augment(images[plan[k]], size, rng)
     return out
 
 
@@ -67,7 +80,7 @@ def _fit(head, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint,
 
 
 def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0, views=3,
-          head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=1e-4, patience=3, batch=64,
+          head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5, patience=3, batch=64,
           limit=None):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 
@@ -95,20 +108,21 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     backbone = model_lib.build_backbone(size)
     weights.copy_backbone_weights(backbone, weights_file or weights.fetch_imagenet_weights())
     lower, upper = model_lib.split_backbone(backbone)
-    x_train = _features(lower, _augmented_views(train_images, size, views, seed), desc="train features")
-    y_train = np.tile(y_train, views)
+    plan = view_plan(train_set, views)
+    x_train = _features(lower, _augmented_views(train_images, plan, size, seed), desc="train features")
+    y_views = y_train[plan]
     x_val = _features(lower, val_images, desc="val features")
 
     head = model_lib.build_head_model(upper)
-    cls_weights = class_weights(y_train)
+    cls_weights = class_weights(y_views)
     checkpoint = os.path.join(out_dir, "best.weights.h5")
     model_lib.set_fine_tuning(upper, False)
     log.info("phase 1: head on the frozen backbone")
-    history1 = _fit(head, x_train, y_train, x_val, y_val, head_lr, head_epochs, patience,
+    history1 = _fit(head, x_train, y_views, x_val, y_val, head_lr, head_epochs, patience,
                     checkpoint, cls_weights, batch)
     model_lib.set_fine_tuning(upper, True)
     log.info("phase 2: blocks 13-16 fine-tuned at learning rate %g", tune_lr)
-    history2 = _fit(head, x_train, y_train, x_val, y_val, tune_lr, tune_epochs, patience,
+    history2 = _fit(head, x_train, y_views, x_val, y_val, tune_lr, tune_epochs, patience,
                     checkpoint, cls_weights, batch)
 
     export = model_lib.build_export_model(lower, head, size)
@@ -120,7 +134,9 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
         "seed": seed,
         "val_fraction": val_fraction,
         "augmented_views": views,
-        "counts": {"train": dataset.class_counts(y_train[:len(train_set)]),
+        "view_boost": FOLDER_VIEW_BOOST,
+        "learning_rates": {"head": head_lr, "fine_tune": tune_lr},
+        "counts": {"train": dataset.class_counts(y_train),
                    "val": dataset.class_counts(y_val)},
         "data_fingerprint": dataset.fingerprint(train_set + val_set),
         "class_weights": cls_weights,

@@ -74,3 +74,13 @@ def test_fingerprint_changes_with_content(tmp_path):
     before = dataset.fingerprint(samples)
     cv2.imwrite(samples[0].path, np.full((40, 40, 3), 7, np.uint8))
     assert dataset.fingerprint(samples) != before
+
+
+def test_incorrectly_worn_masks_get_more_augmented_views():
+    from convert.train import view_plan
+
+    samples = [dataset.Sample("a", 0, "a", "with_mask"),
+               dataset.Sample("b", 1, "b", "mask_weared_incorrect"),
+               dataset.Sample("c", 1, "c", "without_mask")]
+    plan = view_plan(samples, 2).tolist()
+    assert plan.count(0) == 2 and plan.count(2) == 2 and plan.count(1) == 6
