@@ -8,7 +8,7 @@ from . import tensors
 from .errors import ModelError
 from .model_meta import load_classifier_meta, sha256_of
 from .preprocess import crop_face, resize_square
-from .runtime import open_interpreter
+from .accelerator import AcceleratedModel
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,23 @@ class MaskClassifier:
                              "together")
 
     @classmethod
-    def open(cls, meta_path, runtime=None, num_threads=None, verify_sha256=True):
-        """Open the classifier described by a metadata file (checks the model's sha256)."""
+    def open(cls, meta_path, accelerator="auto", device=None, require_accelerator=False,
+             num_threads=None, runtime=None, verify_sha256=True):
+        """Open the classifier described by a metadata file (checks the CPU model's sha256).
+
+        With accelerator `auto` an `_edgetpu.tflite` twin beside the model is used when present."""
         meta = load_classifier_meta(meta_path)
         if verify_sha256 and sha256_of_existing(meta.model_path) != meta.sha256:
             raise ModelError(f"{meta.model_path} does not match the sha256 in {meta.path}: the "
                              "model was replaced or damaged; re-run `maskdet-convert quantize`")
-        return cls(meta, open_interpreter(meta.model_path, runtime, num_threads))
+        model = AcceleratedModel(meta.model_path, accelerator, device, require_accelerator,
+                                 num_threads, runtime)
+        return cls(meta, model)
+
+    @property
+    def accelerator(self):
+        """`edgetpu` or `cpu`: where the classifier runs now."""
+        return getattr(self.interpreter, "accelerator", "cpu")
 
     def no_mask_probability(self, face_rgb):
         """P(no mask) for a face crop (any size, RGB uint8)."""
@@ -59,9 +69,9 @@ class MaskClassifier:
         """Label and score of one face crop."""
         return self.decide(self.no_mask_probability(face_rgb))
 
-    def classify_box(self, frame_rgb, box):
-        """Label and score of the face at `box` in a frame, framed as in training."""
-        return self.classify(crop_face(frame_rgb, box, self.meta.crop_margin))
+    def classify_box(self, frame_bgr, box):
+        """Label and score of the face at `box` in a BGR frame, framed as in training."""
+        return self.classify(as_rgb(crop_face(frame_bgr, box, self.meta.crop_margin)))
 
 
 def sha256_of_existing(path):

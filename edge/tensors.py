@@ -50,11 +50,19 @@ def dequantize(values, details):
     return (values.astype(np.float32) - zero_point) * scale
 
 
+def set_image(interpreter, pixels, mean, std):
+    """Put one HxWx3 uint8 image into the input tensor, quantized as the model expects."""
+    details = input_details(interpreter)
+    interpreter.set_tensor(details["index"], quantize_pixels(pixels, details, mean, std)[np.newaxis])
+
+
+def output(interpreter, details):
+    """The dequantized output tensor described by `details`, batch dimension off."""
+    return dequantize(interpreter.get_tensor(details["index"]), details)[0]
+
+
 def run_image(interpreter, pixels, mean, std):
     """Invoke on one HxWx3 uint8 image; returns the dequantized first output, batch dimension off."""
-    details = input_details(interpreter)
-    tensor = quantize_pixels(pixels, details, mean, std)[np.newaxis]
-    interpreter.set_tensor(details["index"], tensor)
+    set_image(interpreter, pixels, mean, std)
     interpreter.invoke()
-    out = interpreter.get_output_details()[0]
-    return dequantize(interpreter.get_tensor(out["index"]), out)[0]
+    return output(interpreter, interpreter.get_output_details()[0])

@@ -1,0 +1,30 @@
+"""Draw faces, labels and scores on a frame (for `maskdet detect --annotate`)."""
+import cv2
+
+COLOURS_BGR = {"mask": (60, 180, 60), "no_mask": (40, 40, 220), "unknown": (160, 160, 160)}
+CAPTIONS = {"mask": "Mask", "no_mask": "No mask", "unknown": "Unknown"}
+
+
+def caption(face):
+    """`No mask 97%`, `Mask 99%` or `Unknown`."""
+    if face.label == "unknown":
+        return CAPTIONS["unknown"]
+    return f"{CAPTIONS[face.label]} {face.score * 100:.0f}%"
+
+
+def draw_faces(frame_bgr, faces):
+    """A copy of the frame with each face's box and caption."""
+    out = frame_bgr.copy()
+    thickness = max(1, round(max(out.shape[:2]) / 400))
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        colour = COLOURS_BGR[face.label]
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+        text = caption(face)
+        scale = 0.4 * thickness
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y1 - th - base - 2)
+        cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), colour, -1)
+        cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)
+    return out

@@ -1,0 +1,108 @@
+"""Face boxes and the pure geometry over them: IoU, non-maximum suppression, letterboxing."""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face: [x1, y1, x2, y2] in frame pixels and the detector's confidence."""
+
+    box: tuple
+    score: float
+
+    @property
+    def size(self):
+        """The shorter side of the box in pixels."""
+        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def iou(box, boxes):
+    """Intersection over union of one [x1, y1, x2, y2] box with each row of an [N, 4] array."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def nms(boxes, scores, iou_threshold=0.3):
+    """Indices kept by greedy non-maximum suppression, highest score first."""
+    order = list(np.argsort(-np.asarray(scores), kind="stable"))
+    keep = []
+    boxes = np.asarray(boxes, dtype=np.float64)
+    while order:
+        best = order.pop(0)
+        keep.append(best)
+        if order:
+            overlaps = iou(boxes[best], boxes[order])
+            order = [i for i, o in zip(order, overlaps) if o <= iou_threshold]
+    return keep
+
+
+def weighted_nms(boxes, scores, iou_threshold=0.3):
+    """MediaPipe's weighted suppression: each cluster of overlapping boxes becomes their
+    score-weighted mean box with the cluster's best score. Returns (boxes [K, 4], scores [K])."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64)
+    remaining = np.argsort(-scores, kind="stable")
+    out_boxes, out_scores = [], []
+    while remaining.size:
+        overlaps = iou(boxes[remaining[0]], boxes[remaining])
+        cluster = remaining[overlaps > iou_threshold]
+        weights = scores[cluster]
+        out_boxes.append((boxes[cluster] * weights[:, None]).sum(0) / weights.sum())
+        out_scores.append(scores[remaining[0]])
+        remaining = remaining[overlaps <= iou_threshold]
+    return np.array(out_boxes).reshape(-1, 4), np.array(out_scores)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was scaled and padded into a square model input, to map boxes back."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    size: int
+
+    def to_frame(self, boxes_normalized):
+        """[N, 4] boxes in 0..1 of the square input -> frame pixels."""
+        boxes = np.asarray(boxes_normalized, dtype=np.float64) * self.size
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale
+        return boxes
+
+
+def letterbox(frame, size):
+    """Scale a frame to fit a size x size square, centred on black; returns (image, Letterbox)."""
+    height, width = frame.shape[:2]
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+    square = np.zeros((size, size, 3), dtype=frame.dtype)
+    square[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized
+    return square, Letterbox(scale, pad_x, pad_y, size)
+
+
+def clip_boxes(boxes, width, height):
+    """Clip [N, 4] pixel boxes to the frame."""
+    boxes = np.asarray(boxes, dtype=np.float64).copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    return boxes
+
+
+def to_faces(boxes, scores, width, height, min_side=1.0):
+    """Faces from pixel boxes and scores, clipped to the frame, degenerate boxes dropped."""
+    faces = []
+    for box, score in zip(clip_boxes(boxes, width, height), scores):
+        if box[2] - box[0] >= min_side and box[3] - box[1] >= min_side:
+            faces.append(Face(tuple(float(v) for v in box), float(score)))
+    return faces
