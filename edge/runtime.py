@@ -36,8 +36,9 @@ def _import_runtime(name, module_name):
 
 
 def find_runtime(preferred=None):
-    """The first importable runtime (or exactly `preferred`, one of ai_edge_litert,
-    tflite_runtime, tensorflow); raises ModelError naming what to install when there is none."""
+    """The first importable runtime (or exactly `preferred`, else $MASKDET_RUNTIME: one of
+    ai_edge_litert, tflite_runtime, tensorflow); ModelError names what to install if none."""
+    preferred = preferred or os.environ.get("MASKDET_RUNTIME") or None
     candidates = [c for c in RUNTIME_MODULES if preferred in (None, c[0])]
     if not candidates:
         names = ", ".join(name for name, _ in RUNTIME_MODULES)

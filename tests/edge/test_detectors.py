@@ -1,0 +1,104 @@
+"""Each detector backend on real photos, and the pure decoders on hand-made outputs."""
+import cv2
+import numpy as np
+import pytest
+
+from edge.detectors import DetectorSettings, DownscaledDetector, create_detector
+from edge.detectors import blazeface, res10, ssd
+from edge.errors import ConfigError, FetchError, ModelError
+from edge.faces import Face
+from tests.conftest import shared_path
+
+FOUR_FACES_CENTRES = [(303, 115), (178, 147), (28, 133), (467, 152)]  # read off the photo
+
+
+def four_faces():
+    return cv2.imread(shared_path("data", "images", "four_faces.jpg"))
+
+
+def detector_or_skip(settings):
+    try:
+        return create_detector(settings)
+    except FetchError as exc:
+        pytest.skip(f"{exc}")
+
+
+@pytest.mark.parametrize("settings", [
+    DetectorSettings("blazeface", variant="full"),
+    DetectorSettings("yunet", score_threshold=0.7),
+    DetectorSettings("res10"),
+], ids=["blazeface-full", "yunet", "res10"])
+def test_each_backend_finds_the_four_faces(settings):
+    faces = detector_or_skip(settings).detect(four_faces())
+    assert len(faces) == 4
+    for cx, cy in FOUR_FACES_CENTRES:
+        assert any(f.box[0] < cx < f.box[2] and f.box[1] < cy < f.box[3] for f in faces), (cx, cy)
+
+
+def test_blazeface_anchor_counts_match_the_models():
+    assert len(blazeface.anchors(128, (8, 16, 16, 16), True)) == 896
+    assert len(blazeface.anchors(192, (4,), False)) == 2304
+
+
+def test_blazeface_decode_places_a_box_on_its_anchor():
+    anchor_xy = np.array([[0.25, 0.75], [0.5, 0.5]])
+    regressors = np.zeros((2, 16))
+    regressors[0, :4] = [12.8, 0, 25.6, 12.8]  # shift 0.1 right, 0.2 x 0.1 in a 128 input
+    boxes, scores = blazeface.decode(regressors, np.array([[3.0], [-3.0]]), anchor_xy, 128, 0.5)
+    assert scores.tolist() == pytest.approx([1 / (1 + np.exp(-3))])
+    assert boxes[0].tolist() == pytest.approx([0.25, 0.7, 0.45, 0.8])
+
+
+def test_blazeface_rejects_a_model_of_the_other_variant():
+    with pytest.raises(ValueError, match="short-range takes 128x128"):
+        create_detector_variant_mismatch()
+
+
+def create_detector_variant_mismatch():
+    detector = detector_or_skip(DetectorSettings("blazeface", variant="full"))
+    return blazeface.BlazeFaceDetector(detector.interpreter, "short")
+
+
+def test_res10_decode_scales_and_filters():
+    rows = np.array([[0, 1, 0.9, 0.1, 0.2, 0.3, 0.4], [0, 1, 0.2, 0, 0, 1, 1]]).reshape(1, 1, 2, 7)
+    boxes, scores = res10.decode(rows, 200, 100, 0.5)
+    assert boxes[0].tolist() == pytest.approx([20, 20, 60, 40]) and len(boxes) == 1 and scores.tolist() == [0.9]
+
+
+def test_ssd_postprocess_outputs_are_decoded_by_count_and_threshold():
+    boxes = np.array([[[0.1, 0.2, 0.5, 0.6], [0, 0, 1, 1], [0.2, 0.2, 0.3, 0.3]]])
+    out, scores = ssd.decode(boxes, np.array([[0.9, 0.3, 0.8]]), np.array([2.0]), 100, 50, 0.5)
+    assert out[0].tolist() == pytest.approx([20, 5, 60, 25]) and len(out) == 1 and scores.tolist() == [0.9]
+
+
+def test_ssd_output_roles_follow_the_op_output_names():
+    details = [{"name": "TFLite_Detection_PostProcess:3", "shape": np.array([1])},
+               {"name": "TFLite_Detection_PostProcess", "shape": np.array([1, 50, 4])},
+               {"name": "TFLite_Detection_PostProcess:2", "shape": np.array([1, 50])},
+               {"name": "TFLite_Detection_PostProcess:1", "shape": np.array([1, 50])}]
+    roles = ssd.output_roles(details)
+    assert roles["boxes"]["name"] == "TFLite_Detection_PostProcess"
+    assert roles["scores"]["name"].endswith(":2") and roles["count"]["name"].endswith(":3")
+    with pytest.raises(ModelError, match="4 outputs"):
+        ssd.output_roles(details[:2])
+
+
+def test_downscaled_detection_maps_boxes_back_to_the_full_frame():
+    class Recorder:
+        name = "recorder"
+
+        def detect(self, frame):
+            self.shape = frame.shape
+            return [Face((10.0, 10.0, 20.0, 20.0), 0.9)]
+
+    inner = Recorder()
+    faces = DownscaledDetector(inner, 320).detect(np.zeros((720, 1280, 3), np.uint8))
+    assert inner.shape == (180, 320, 3)
+    assert faces[0].box == pytest.approx((40.0, 40.0, 80.0, 80.0))
+
+
+def test_unknown_detector_type_and_missing_ssd_model_are_config_errors():
+    with pytest.raises(ConfigError, match="not one of"):
+        create_detector(DetectorSettings("haar"))
+    with pytest.raises(ConfigError, match="needs a model file"):
+        create_detector(DetectorSettings("ssd"))
