@@ -1,18 +1,7 @@
-"""Where the project's data lives by default: `$MASKDET_SHARED`, else `../shared` beside the repo."""
-import os
+"""Which shared data the conversion trains and evaluates on by default."""
+from edge.paths import REPO_ROOT, shared_path
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS_DIR = os.path.join(REPO_ROOT, "models")
-
-
-def shared_dir():
-    """The shared data folder (it may not exist on a machine without the data)."""
-    return os.path.abspath(os.environ.get("MASKDET_SHARED") or os.path.join(REPO_ROOT, "..", "shared"))
-
-
-def shared_path(*parts):
-    """A path inside the shared data folder."""
-    return os.path.join(shared_dir(), *parts)
+MODELS_DIR = f"{REPO_ROOT}/models"
 
 
 def face_roots():

@@ -7,15 +7,13 @@ import sys
 import time
 
 from .errors import DataError, MaskdetError
+from .paths import models_dir
 
 log = logging.getLogger(__name__)
 
-REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
-
-
 def default_classifier():
     """The shipped classifier's metadata: $MASKDET_MODELS/mask_classifier.json or the repo's."""
-    return os.path.join(os.environ.get("MASKDET_MODELS") or REPO_MODELS, "mask_classifier.json")
+    return os.path.join(models_dir(), "mask_classifier.json")
 
 
 def read_image(path):
@@ -130,6 +128,19 @@ def cmd_models(args):
     return 0
 
 
+def cmd_bench(args):
+    from .bench.report import latency_table, targets
+    from .bench.run import run_bench
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+    results = run_bench(args.classifier, args.json_out, args.markdown, args.frames,
+                        args.backends, args.runtimes)
+    print(latency_table(results["latency"]))
+    print(targets(results))
+    print(f"wrote {args.json_out} and {args.markdown}")
+    return 0
+
+
 def _add_inference_args(p, detector=True):
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -164,6 +175,15 @@ def build_parser():
     p = sub.add_parser("classify", help="classify images that each hold one face")
     _add_inference_args(p, detector=False)
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("bench", help="measure detectors and per-stage latency; write BENCHMARKS.md")
+    p.add_argument("--classifier", default=default_classifier())
+    p.add_argument("--frames", type=int, default=60, help="frames taken from each video")
+    p.add_argument("--backends", nargs="*", help="detector backends (default: all)")
+    p.add_argument("--runtimes", nargs="*", help="TFLite runtimes (default: all installed)")
+    p.add_argument("--json-out", default=os.path.join("benchmarks", "results.json"))
+    p.add_argument("--markdown", default="BENCHMARKS.md")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("models", help="list or fetch the third-party model files")
     p.add_argument("action", choices=("list", "fetch"), nargs="?", default="list")

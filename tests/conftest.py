@@ -6,13 +6,12 @@ import sys
 
 import pytest
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.abspath(os.environ.get("MASKDET_SHARED") or os.path.join(REPO_ROOT, "..", "shared"))
+from edge.paths import REPO_ROOT, shared_dir
 
 
 def shared_path(*parts):
     """A path in the shared data, or a skip naming what is missing."""
-    path = os.path.join(SHARED, *parts)
+    path = os.path.join(shared_dir(), *parts)
     if not os.path.exists(path):
         pytest.skip(f"needs {path}: set MASKDET_SHARED to the shared data folder")
     return path

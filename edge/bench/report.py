@@ -1,0 +1,107 @@
+"""BENCHMARKS.md from the bench results."""
+import datetime
+import os
+import platform
+
+from .detector_recall import SIZE_BINS, bin_name
+
+DEFAULT_BACKEND = "yunet@320"
+TARGET_MS = 10.0
+TARGET_RATIO = 10.0
+
+
+def machine():
+    """One line about the machine the numbers come from."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def recall_table(recall):
+    bins = [bin_name(lo, hi) for lo, hi in SIZE_BINS]
+    head = "| detector / set | " + " | ".join(f"masked {b}" for b in bins) + " | " + \
+        " | ".join(f"unmasked {b}" for b in bins) + " | unmatched detections | ms / photo |"
+    rows = [head, "|" + " --- |" * (2 * len(bins) + 3)]
+    for name, r in recall.items():
+        cells = []
+        for group in ("masked", "unmasked"):
+            for b in bins:
+                row = r["recall"].get(f"{group} {b}")
+                cells.append(f"{row['recall']:.2f} ({row['faces']})" if row else "-")
+        rows.append(f"| {name} | " + " | ".join(cells) +
+                    f" | {r['unmatched_detections']} | {r['latency_ms']['median']:.1f} |")
+    return "\n".join(rows)
+
+
+def latency_table(latency):
+    rows = ["| detector / runtime / frames | frames | decode | detect | crop + classify | total | fps |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in latency.items():
+        s = r["stages_ms"]
+        cell = lambda k: f"{s[k]['median']:.2f} ({s[k]['p90']:.2f})"  # noqa: E731
+        rows.append(f"| {name} | {r['frames']} | {cell('decode')} | {cell('detect')} | "
+                    f"{cell('classify')} | {cell('total')} | {r['fps']:.1f} |")
+    return "\n".join(rows)
+
+
+def targets(results):
+    lines = []
+    for name, r in results["latency"].items():
+        backend, runtime, frames = name.split(" / ")
+        if backend != DEFAULT_BACKEND or frames != "720p one face":
+            continue
+        s = r["stages_ms"]
+        work = s["detect"]["median"] + s["classify"]["median"]
+        verdict = "meets" if work < TARGET_MS else "misses"
+        lines.append(f"- {runtime}: detect + classify of a 1280x720 frame with one face, median "
+                     f"**{work:.2f} ms** on one thread: {verdict} the {TARGET_MS:.0f} ms target.")
+        seeds = results["seeds"].get("720p one face")
+        if seeds:
+            ratio = r["fps"] / seeds["fps"]
+            verdict = "meets" if ratio >= TARGET_RATIO else "misses"
+            lines.append(f"- {runtime}: whole pipeline (decode included) {r['fps']:.1f} fps against "
+                         f"the seeds' {seeds['fps']:.2f} fps: **{ratio:.1f}x**, {verdict} the "
+                         f"{TARGET_RATIO:.0f}x target.")
+    return "\n".join(lines) or "- (no measurement of the default backend)"
+
+
+def render_markdown(results):
+    """The whole BENCHMARKS.md text."""
+    seeds = results["seeds"].get("720p one face")
+    seeds_row = "not measured (TensorFlow is not installed here)" if not seeds else (
+        f"res10 + Keras float MobileNetV2 (`model.predict`), {seeds['frames']} frames: detect "
+        f"{seeds['stages_ms']['detect']['median']:.2f} ms, classify "
+        f"{seeds['stages_ms']['classify']['median']:.2f} ms, total "
+        f"{seeds['stages_ms']['total']['median']:.2f} ms median, {seeds['fps']:.2f} fps")
+    return f"""# Benchmarks
+
+Made by `maskdet bench` on {datetime.date.today().isoformat()}: {machine()}. Every pipeline runs on
+**one thread** (TFLite `num_threads=1`, `cv2.setNumThreads(1)`, TensorFlow intra/inter-op 1).
+Raw numbers: `benchmarks/results.json`. Classifier: `{os.path.relpath(results['classifier'])}`.
+
+## Targets
+{targets(results)}
+
+## Face detectors on annotated photos
+Recall (faces found, IoU >= 0.3 with the annotation) by the face's shorter side; `masked` counts
+masks worn correctly or not. "Unmatched detections" are detections that match no annotated face:
+false detections, but also the unannotated faces of these photos (the Kaggle set leaves many
+background faces unlabelled), so read them as an upper bound. `scenes` = `data/scenes`
+(crowd and street shots, small faces); `macwin` = `data/scenes_more/macwin` (larger faces).
+
+{recall_table(results['recall'])}
+
+## Latency per stage
+Median (p90) milliseconds per frame. `720p one face` = the first {results['per_video_frames']} frames
+of `one_unmasked.mp4` (1280x720); `all images and videos` adds the two test photos and the first
+{results['per_video_frames']} frames of each shared video. Decode = JPEG or H.264 decoding of the frame.
+
+{latency_table(results['latency'])}
+
+## The seeds' approach on the same frames
+{seeds_row}.
+"""

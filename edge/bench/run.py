@@ -1,0 +1,107 @@
+"""`maskdet bench`: detector recall on annotated scenes, per-stage latency per backend and
+runtime, and the seeds' approach on the same frames; JSON results and BENCHMARKS.md."""
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from ..cli import read_image
+from ..detectors import DetectorSettings, create_detector
+from ..paths import shared_path
+from ..runtime import RUNTIME_MODULES
+from .detector_recall import evaluate_detector, recall_at_least
+from .frames import load_frames
+from .latency import build_pipeline, measure_pipeline
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {
+    "blazeface-full": DetectorSettings("blazeface", variant="full"),
+    "blazeface-short": DetectorSettings("blazeface", variant="short"),
+    "yunet": DetectorSettings("yunet", score_threshold=0.7),
+    "yunet@320": DetectorSettings("yunet", score_threshold=0.7, detect_width=320),
+    "res10": DetectorSettings("res10"),
+}
+SCENE_SETS = {"scenes": ("data", "scenes", "annotations.json"),
+              "macwin": ("data", "scenes_more", "macwin", "annotations.json")}
+VIDEOS = ("one_unmasked.mp4", "one_masked.mp4", "putting_on_mask.mp4")
+IMAGES = ("four_faces.jpg", "grace_hopper.jpg")
+
+
+def available_runtimes():
+    """The TFLite runtimes importable here (TensorFlow only if installed)."""
+    return [name for name, module in RUNTIME_MODULES if importlib.util.find_spec(name) is not None]
+
+
+def detector_recall(backends):
+    """Recall tables for each backend on each annotated scene set."""
+    results = {}
+    for name, settings in backends.items():
+        detector = create_detector(settings, num_threads=1)
+        for set_name, parts in SCENE_SETS.items():
+            path = shared_path(*parts)
+            if os.path.isfile(path):
+                log.info("recall: %s on %s", name, set_name)
+                results[f"{name} / {set_name}"] = evaluate_detector(detector, path, read_image)
+    return results
+
+
+def latency(backends, classifier_meta, frames_by_set, runtimes):
+    """Stage timings for each backend x runtime x frame set."""
+    results = {}
+    for runtime in runtimes:
+        for name, settings in backends.items():
+            pipeline = build_pipeline(settings, classifier_meta, runtime)
+            for set_name, frames in frames_by_set.items():
+                log.info("latency: %s on %s, %s", name, runtime, set_name)
+                results[f"{name} / {runtime} / {set_name}"] = measure_pipeline(pipeline, frames)
+    return results
+
+
+def seeds(frames):
+    """The seeds' approach on the same frames, in a process with TensorFlow (None without it)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        frames_file, out_file = os.path.join(tmp, "frames.npz"), os.path.join(tmp, "seeds.json")
+        np.savez(frames_file, frames=np.stack([f for _, f, _ in frames]),
+                 decode_ms=np.array([d for _, _, d in frames]))
+        proc = subprocess.run([sys.executable, "-m", "convert.seeds_bench", frames_file, out_file],
+                              capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        if proc.returncode != 0:
+            log.warning("seeds' approach failed: %s", proc.stderr[-1000:])
+            return None
+        with open(out_file, encoding="utf-8") as handle:
+            return json.load(handle)
+
+
+def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=None, runtimes=None):
+    """Run every measurement and write the JSON results and BENCHMARKS.md."""
+    from .report import render_markdown
+
+    backends = {k: BACKENDS[k] for k in (backends or BACKENDS)}
+    runtimes = runtimes or available_runtimes()
+    hd_frames = load_frames([], [shared_path("data", "videos", "one_unmasked.mp4")], per_video)
+    all_frames = load_frames([shared_path("data", "images", i) for i in IMAGES],
+                             [shared_path("data", "videos", v) for v in VIDEOS], per_video)
+    results = {
+        "recall": detector_recall(backends),
+        "latency": latency(backends, classifier_meta, {"720p one face": hd_frames,
+                                                       "all images and videos": all_frames}, runtimes),
+        "seeds": {"720p one face": seeds(hd_frames)},
+        "classifier": classifier_meta,
+        "per_video_frames": per_video,
+    }
+    results["summary"] = {name: {"masked recall >= 48 px (scenes)":
+                                 recall_at_least(results["recall"].get(f"{name} / scenes", {"recall": {}}), "masked", 48)}
+                          for name in backends}
+    with open(out_json, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+    with open(out_markdown, "w", encoding="utf-8") as handle:
+        handle.write(render_markdown(results))
+    return results
