@@ -18,21 +18,19 @@ def bin_name(lo, hi):
     return f">= {lo} px" if hi >= 100000 else f"{lo}-{hi} px"
 
 
-def match(truth_boxes, detections):
-    """Greedy IoU matching; returns (matched flag per truth box, number of unmatched detections)."""
-    matched = np.zeros(len(truth_boxes), dtype=bool)
-    used = set()
-    order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
-    for i in order:
+def match(truth_boxes, detection_boxes, detection_scores):
+    """Greedy IoU matching, best detections first: the index of the detection matched to each
+    truth box (-1 when none), and the number of detections that matched nothing."""
+    assigned = np.full(len(truth_boxes), -1, dtype=np.int64)
+    for i in np.argsort(-np.asarray(detection_scores, dtype=np.float64), kind="stable"):
         if not len(truth_boxes):
             break
-        overlaps = iou(detections[i].box, truth_boxes)
-        overlaps[matched] = 0.0
+        overlaps = iou(detection_boxes[i], truth_boxes)
+        overlaps[assigned >= 0] = 0.0
         best = int(np.argmax(overlaps))
         if overlaps[best] >= MATCH_IOU:
-            matched[best] = True
-            used.add(i)
-    return matched, len(detections) - len(used)
+            assigned[best] = i
+    return assigned, len(detection_boxes) - int(np.sum(assigned >= 0))
 
 
 def evaluate_detector(detector, annotations_path, read_image):
@@ -47,9 +45,9 @@ def evaluate_detector(detector, annotations_path, read_image):
         faces = detector.detect(image)
         times.append((time.perf_counter() - start) * 1000.0)
         boxes = np.array([f["box"] for f in entry["faces"]], dtype=np.float64).reshape(-1, 4)
-        matched, extra = match(boxes, faces)
+        assigned, extra = match(boxes, [f.box for f in faces], [f.score for f in faces])
         unmatched += extra
-        for face, ok in zip(entry["faces"], matched):
+        for face, ok in zip(entry["faces"], assigned >= 0):
             x1, y1, x2, y2 = face["box"]
             side = min(x2 - x1, y2 - y1)
             bin_ = next(bin_name(lo, hi) for lo, hi in SIZE_BINS if lo <= side < hi)

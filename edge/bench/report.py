@@ -69,6 +69,18 @@ def targets(results):
     return "\n".join(lines) or "- (no measurement of the default backend)"
 
 
+def quality_table(quality):
+    """Detect + classify on data/scenes, faces of at least 48 px."""
+    rows = ["| detector | recall masked | recall unmasked | label accuracy masked | label accuracy unmasked | balanced accuracy |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, q in quality.items():
+        rows.append(f"| {name} | {q['recall'].get('mask', float('nan')):.3f} ({q['faces']['mask']}) | "
+                    f"{q['recall'].get('no_mask', float('nan')):.3f} ({q['faces']['no_mask']}) | "
+                    f"{q['accuracy'].get('mask', float('nan')):.3f} | {q['accuracy'].get('no_mask', float('nan')):.3f} | "
+                    f"{q['balanced_accuracy']:.3f} |")
+    return "\n".join(rows)
+
+
 def render_markdown(results):
     """The whole BENCHMARKS.md text."""
     seeds = results["seeds"].get("720p one face")
@@ -94,6 +106,12 @@ background faces unlabelled), so read them as an upper bound. `scenes` = `data/s
 (crowd and street shots, small faces); `macwin` = `data/scenes_more/macwin` (larger faces).
 
 {recall_table(results['recall'])}
+
+## Detect + classify on `data/scenes`
+Faces of at least 48 px; a face counts as found at IoU >= 0.3, and its label is scored when found
+(incorrectly worn masks count as no mask).
+
+{quality_table(results['scene_quality'])}
 
 ## Latency per stage
 Median (p90) milliseconds per frame. `720p one face` = the first {results['per_video_frames']} frames

@@ -17,6 +17,7 @@ from ..runtime import RUNTIME_MODULES
 from .detector_recall import evaluate_detector, recall_at_least
 from .frames import load_frames
 from .latency import build_pipeline, measure_pipeline
+from .scene_quality import evaluate_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,13 @@ def latency(backends, classifier_meta, frames_by_set, runtimes):
     return results
 
 
+def scene_quality(backends, classifier_meta, runtime):
+    """Detect + classify on data/scenes: recall of faces >= 48 px and label accuracy, per backend."""
+    path = shared_path(*SCENE_SETS["scenes"])
+    return {name: evaluate_pipeline(build_pipeline(settings, classifier_meta, runtime), path, read_image)
+            for name, settings in backends.items()}
+
+
 def seeds(frames):
     """The seeds' approach on the same frames, in a process with TensorFlow (None without it)."""
     if importlib.util.find_spec("tensorflow") is None:
@@ -94,6 +102,7 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
         "latency": latency(backends, classifier_meta, {"720p one face": hd_frames,
                                                        "all images and videos": all_frames}, runtimes),
         "seeds": {"720p one face": seeds(hd_frames)},
+        "scene_quality": scene_quality(backends, classifier_meta, runtimes[0]),
         "classifier": classifier_meta,
         "per_video_frames": per_video,
     }
