@@ -62,6 +62,16 @@ def weighted_nms(boxes, scores, iou_threshold=0.3):
     return np.array(out_boxes).reshape(-1, 4), np.array(out_scores)
 
 
+def shrink(image, width, height):
+    """Resize down to width x height quickly: exact halvings by area averaging (OpenCV's fast
+    path) while the image is at least twice too big, then one bilinear step."""
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if (image.shape[1], image.shape[0]) == (width, height):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 @dataclass(frozen=True)
 class Letterbox:
     """How a frame was scaled and padded into a square model input, to map boxes back."""
@@ -84,7 +94,7 @@ def letterbox(frame, size):
     height, width = frame.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    resized = shrink(frame, new_w, new_h)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     square = np.zeros((size, size, 3), dtype=frame.dtype)
     square[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 
 from ..errors import ConfigError
-from ..faces import Face
+from ..faces import Face, shrink
 from ..fetch import resolve
 
 DETECTOR_TYPES = ("blazeface", "ssd", "yunet", "res10")
@@ -42,8 +42,7 @@ class DownscaledDetector:
         if width <= self.width:
             return self.detector.detect(frame_bgr)
         scale = self.width / width
-        small = cv2.resize(frame_bgr, (self.width, max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)
+        small = shrink(frame_bgr, self.width, max(1, round(height * scale)))
         return [Face(tuple(v / scale for v in f.box), f.score) for f in self.detector.detect(small)]
 
 

@@ -45,3 +45,13 @@ def test_matching_assigns_each_truth_box_its_best_free_detection():
     assigned, unmatched = match(truth, detections, [0.5, 0.9, 0.8, 0.7])
     assert assigned.tolist() == [1, 2, -1]
     assert unmatched == 2  # the weaker duplicate and the box on no face
+
+
+def test_shrink_reaches_the_size_and_keeps_the_average():
+    from edge.faces import shrink
+
+    frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    small = shrink(frame, 320, 180)
+    assert small.shape == (180, 320, 3)
+    assert abs(float(small.mean()) - float(frame.mean())) < 1.0
+    assert shrink(frame[:100, :100], 64, 64).shape == (64, 64, 3)
