@@ -71,14 +71,12 @@ def cmd_evaluate(args):
 
 
 def cmd_quantize(args):
-    from .evaluate import summary_line
     from .quantize import quantize_run
 
     with open(os.path.join(args.run, "train.json"), encoding="utf-8") as handle:
         size = json.load(handle)["size"]
     meta = quantize_run(args.run, _eval_sets(args, size), args.name, args.calibration,
                         args.max_loss)
-    print(summary_line("int8", meta["metrics"]["int8"]))
     print(json.dumps({"model": os.path.join(args.run, meta["files"]["int8"]),
                       "threshold": meta["threshold"],
                       "agreement": {k: v["same_label"] for k, v in
