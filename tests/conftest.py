@@ -34,3 +34,84 @@ def run_cli(*args, env=None, timeout=900):
 def shared():
     """The shared data folder (skips when absent)."""
     return shared_path()
+
+
+class Broker:
+    """A real mosquitto on a free loopback port, which a test may stop and start again."""
+
+    def __init__(self, tmp_path):
+        import shutil
+        import socket
+
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.path.exists(exe):
+            pytest.skip("needs mosquitto (apt-get install mosquitto; .ci/run installs it)")
+        self.exe = exe
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.host = "127.0.0.1"
+        self.conf = tmp_path / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc = None
+
+    def start(self):
+        import socket
+        import time
+
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A running mosquitto for this test."""
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+class Subscriber:
+    """A paho client that records what arrives on a topic filter."""
+
+    def __init__(self, broker, topic="#"):
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.messages = []
+        self._cond = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message):
+        with self._cond:
+            self.messages.append((message.topic, message.payload.decode(), message.retain))
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout=10.0):
+        """Block until predicate(messages) is true; returns the messages."""
+        with self._cond:
+            self._cond.wait_for(lambda: predicate(self.messages), timeout)
+            return list(self.messages)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
