@@ -141,6 +141,21 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_run(args):
+    from .daemon import run_service
+
+    return run_service(args.config)
+
+
+def cmd_check_config(args):
+    from .config import load_config
+
+    config = load_config(args.file)
+    print(f"{args.file}: valid; cameras {', '.join(c.name for c in config.cameras)}; "
+          f"detector {config.detector.type}; MQTT {config.mqtt.host}:{config.mqtt.port}")
+    return 0
+
+
 def _add_inference_args(p, detector=True):
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -166,6 +181,14 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="maskdet", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="the daemon: cameras to lights, buzzer and MQTT")
+    p.add_argument("--config", default="/etc/maskdet/config.yaml")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file without starting")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("detect", help="find faces in images and classify each")
     _add_inference_args(p)
@@ -201,6 +224,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
     try:
         return args.func(args) or 0
     except MaskdetError as exc:

@@ -39,7 +39,7 @@ def shared():
 class Broker:
     """A real mosquitto on a free loopback port, which a test may stop and start again."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, persistence=False):
         import shutil
         import socket
 
@@ -52,7 +52,12 @@ class Broker:
             self.port = s.getsockname()[1]
         self.host = "127.0.0.1"
         self.conf = tmp_path / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        if persistence:  # sessions and queued QoS 1 messages survive a restart of the broker
+            lines += ["persistence true", f"persistence_location {tmp_path}/", "autosave_interval 1"]
+        else:
+            lines += ["persistence false"]
+        self.conf.write_text("\n".join(lines) + "\n")
         self.proc = None
 
     def start(self):
@@ -88,14 +93,18 @@ def broker(tmp_path):
 class Subscriber:
     """A paho client that records what arrives on a topic filter."""
 
-    def __init__(self, broker, topic="#"):
+    def __init__(self, broker, topic="#", client_id=None):
         import threading
 
         import paho.mqtt.client as mqtt
 
         self.messages = []
         self._cond = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        # With a client id the session persists (clean_session off): a broker with persistence
+        # keeps queuing for it while it is away.
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                                  clean_session=client_id is None)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=1)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
         self.client.connect(broker.host, broker.port)
