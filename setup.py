@@ -26,6 +26,8 @@ setup(
         # cv2.data cascades) and has not been tested here.
         "opencv-python-headless>=4.8,<5",
         "PyYAML>=6",
+        # 2.x: the callback API version 2 and ReasonCode objects the publisher uses.
+        "paho-mqtt>=2.0,<3",
     ],
     extras_require={
         "convert": [
@@ -38,7 +40,8 @@ setup(
             "tflite==2.18.0",
         ],
         "pi": ["gpiozero>=2.0", "lgpio>=0.2"],
-        "test": ["pytest>=8", "jsonschema>=4.20"],
+        # gpiozero for its MockFactory: the GPIO tests drive real gpiozero devices on mock pins.
+        "test": ["pytest>=8", "jsonschema>=4.20", "gpiozero>=2.0"],
     },
     entry_points={
         "console_scripts": [
