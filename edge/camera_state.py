@@ -31,11 +31,13 @@ class CameraState:
     without_mask: int = 0
     in_view: int = 0
     last_unmasked_at: float = None
+    frames: int = 0
     frame_times: list = field(default_factory=list)
 
     def observe(self, faces, now):
         """Fold one frame's faces in; returns the decisions it caused."""
         live, _ = self.tracker.update(faces, now)
+        self.frames += 1
         decisions = []
         for track in live:
             if track.face is None:

@@ -134,9 +134,10 @@ def cmd_bench(args):
 
     os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
     results = run_bench(args.classifier, args.json_out, args.markdown, args.frames,
-                        args.backends, args.runtimes)
-    print(latency_table(results["latency"]))
-    print(targets(results))
+                        args.backends, args.runtimes, args.daemon_minutes, not args.skip_core)
+    if "latency" in results:
+        print(latency_table(results["latency"]))
+        print(targets(results))
     print(f"wrote {args.json_out} and {args.markdown}")
     return 0
 
@@ -204,6 +205,9 @@ def build_parser():
     p.add_argument("--frames", type=int, default=60, help="frames taken from each video")
     p.add_argument("--backends", nargs="*", help="detector backends (default: all)")
     p.add_argument("--runtimes", nargs="*", help="TFLite runtimes (default: all installed)")
+    p.add_argument("--daemon-minutes", type=float, default=0,
+                   help="also run the daemon on the looped videos this long (fps, latency, memory)")
+    p.add_argument("--skip-core", action="store_true", help="only the daemon measurement")
     p.add_argument("--json-out", default=os.path.join("benchmarks", "results.json"))
     p.add_argument("--markdown", default="BENCHMARKS.md")
     p.set_defaults(func=cmd_bench)

@@ -36,50 +36,15 @@ def shared():
     return shared_path()
 
 
-class Broker:
+def Broker(tmp_path, persistence=False):
     """A real mosquitto on a free loopback port, which a test may stop and start again."""
+    from edge.bench.mosquitto import Mosquitto
+    from edge.errors import MaskdetError
 
-    def __init__(self, tmp_path, persistence=False):
-        import shutil
-        import socket
-
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not os.path.exists(exe):
-            pytest.skip("needs mosquitto (apt-get install mosquitto; .ci/run installs it)")
-        self.exe = exe
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.host = "127.0.0.1"
-        self.conf = tmp_path / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
-        if persistence:  # sessions and queued QoS 1 messages survive a restart of the broker
-            lines += ["persistence true", f"persistence_location {tmp_path}/", "autosave_interval 1"]
-        else:
-            lines += ["persistence false"]
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc = None
-
-    def start(self):
-        import socket
-        import time
-
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
+    try:
+        return Mosquitto(str(tmp_path), persistence)
+    except MaskdetError as exc:
+        pytest.skip(f"{exc}; .ci/run installs it")
 
 
 @pytest.fixture

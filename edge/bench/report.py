@@ -50,7 +50,7 @@ def latency_table(latency):
 
 def targets(results):
     lines = []
-    for name, r in results["latency"].items():
+    for name, r in results.get("latency", {}).items():
         backend, runtime, frames = name.split(" / ")
         if backend != DEFAULT_BACKEND or frames != "720p one face":
             continue
@@ -81,10 +81,27 @@ def quality_table(quality):
     return "\n".join(rows)
 
 
+def daemon_section(d):
+    """The daemon under load."""
+    if not d:
+        return "Not measured yet: `maskdet bench --daemon-minutes 10`."
+    lat = d["capture_to_event_ms"] or {"median": float("nan"), "p99": float("nan")}
+    memory = ", ".join(f"{mib:.0f} MiB at {s} s" for s, mib in d["rss_mib"])
+    fps = ", ".join(f"{n} {v:.1f}" for n, v in d["fps_per_camera"].items())
+    return (f"{len(d['cameras'])} cameras (the shared videos, looped, paced at 25 fps) for "
+            f"{d['minutes']} minutes, {d['threads']} inference threads, a local mosquitto and "
+            f"subscriber.\n\n"
+            f"- frames per second analysed: {d['fps_total']:.1f} in all ({fps}); frames dropped by "
+            f"the drop-oldest queues: {sum(d['frames_dropped'].values())}\n"
+            f"- capture to event at the subscriber, over {d['events']} events: median "
+            f"{lat['median']:.1f} ms, p99 {lat['p99']:.1f} ms\n"
+            f"- resident memory: {memory}")
+
+
 def render_markdown(results):
     """The whole BENCHMARKS.md text."""
-    seeds = results["seeds"].get("720p one face")
-    seeds_row = "not measured (TensorFlow is not installed here)" if not seeds else (
+    seeds = results.get("seeds", {}).get("720p one face")
+    seeds_row = "not measured (it needs TensorFlow, the convert extra)" if not seeds else (
         f"res10 + Keras float MobileNetV2 (`model.predict`), {seeds['frames']} frames: detect "
         f"{seeds['stages_ms']['detect']['median']:.2f} ms, classify "
         f"{seeds['stages_ms']['classify']['median']:.2f} ms, total "
@@ -93,7 +110,7 @@ def render_markdown(results):
 
 Made by `maskdet bench` on {datetime.date.today().isoformat()}: {machine()}. Every pipeline runs on
 **one thread** (TFLite `num_threads=1`, `cv2.setNumThreads(1)`, TensorFlow intra/inter-op 1).
-Raw numbers: `benchmarks/results.json`. Classifier: `{os.path.relpath(results['classifier'])}`.
+Raw numbers: `benchmarks/results.json`. Classifier: `{os.path.relpath(results.get('classifier') or 'models')}`.
 
 ## Targets
 {targets(results)}
@@ -105,21 +122,24 @@ false detections, but also the unannotated faces of these photos (the Kaggle set
 background faces unlabelled), so read them as an upper bound. `scenes` = `data/scenes`
 (crowd and street shots, small faces); `macwin` = `data/scenes_more/macwin` (larger faces).
 
-{recall_table(results['recall'])}
+{recall_table(results.get('recall', {}))}
 
 ## Detect + classify on `data/scenes`
 Faces of at least 48 px; a face counts as found at IoU >= 0.3, and its label is scored when found
 (incorrectly worn masks count as no mask).
 
-{quality_table(results['scene_quality'])}
+{quality_table(results.get('scene_quality', {}))}
 
 ## Latency per stage
-Median (p90) milliseconds per frame. `720p one face` = the first {results['per_video_frames']} frames
+Median (p90) milliseconds per frame. `720p one face` = the first {results.get('per_video_frames')} frames
 of `one_unmasked.mp4` (1280x720); `all images and videos` adds the two test photos and the first
-{results['per_video_frames']} frames of each shared video. Decode = JPEG or H.264 decoding of the frame.
+{results.get('per_video_frames')} frames of each shared video. Decode = JPEG or H.264 decoding of the frame.
 
-{latency_table(results['latency'])}
+{latency_table(results.get('latency', {}))}
 
 ## The seeds' approach on the same frames
 {seeds_row}.
+
+## The daemon under load
+{daemon_section(results.get('daemon'))}
 """

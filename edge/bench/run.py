@@ -88,12 +88,8 @@ def seeds(frames):
             return json.load(handle)
 
 
-def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=None, runtimes=None):
-    """Run every measurement and write the JSON results and BENCHMARKS.md."""
-    from .report import render_markdown
-
-    backends = {k: BACKENDS[k] for k in (backends or BACKENDS)}
-    runtimes = runtimes or available_runtimes()
+def run_core(classifier_meta, per_video, backends, runtimes):
+    """Detector recall, scene quality, per-stage latency and the seeds' approach."""
     hd_frames = load_frames([], [shared_path("data", "videos", "one_unmasked.mp4")], per_video)
     all_frames = load_frames([shared_path("data", "images", i) for i in IMAGES],
                              [shared_path("data", "videos", v) for v in VIDEOS], per_video)
@@ -106,9 +102,25 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
         "classifier": classifier_meta,
         "per_video_frames": per_video,
     }
-    results["summary"] = {name: {"masked recall >= 48 px (scenes)":
-                                 recall_at_least(results["recall"].get(f"{name} / scenes", {"recall": {}}), "masked", 48)}
-                          for name in backends}
+    return results
+
+
+def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=None, runtimes=None,
+              daemon_minutes=0, core=True):
+    """Run the measurements asked for, merge them into the JSON results (earlier parts are kept)
+    and write BENCHMARKS.md from the whole."""
+    from .daemon_run import run_daemon_bench
+    from .report import render_markdown
+
+    results = {}
+    if os.path.isfile(out_json):
+        with open(out_json, encoding="utf-8") as handle:
+            results = json.load(handle)
+    if core:
+        backends = {k: BACKENDS[k] for k in (backends or BACKENDS)}
+        results.update(run_core(classifier_meta, per_video, backends, runtimes or available_runtimes()))
+    if daemon_minutes:
+        results["daemon"] = run_daemon_bench(daemon_minutes, classifier_meta)
     with open(out_json, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1)
     with open(out_markdown, "w", encoding="utf-8") as handle:
