@@ -7,6 +7,7 @@ import sys
 import time
 
 from .errors import DataError, MaskdetError
+from .detectors import DetectorSettings
 from .paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,11 @@ def _open_classifier(args):
 
 
 def _open_pipeline(args):
-    from .detectors import DetectorSettings, create_detector
+    from .detectors import create_detector
     from .pipeline import FaceMaskPipeline
 
-    settings = DetectorSettings(type=args.detector, model=args.detector_model,
-                                variant=args.variant, score_threshold=args.face_threshold)
+    settings = DetectorSettings(type=args.detector, model=args.detector_model, variant=args.variant,
+                                score_threshold=args.face_threshold, detect_width=args.detect_width)
     detector = create_detector(settings, args.accelerator, args.device, args.require_accelerator,
                                args.threads)
     return FaceMaskPipeline(detector, _open_classifier(args), args.min_face)
@@ -168,11 +169,15 @@ def _add_inference_args(p, detector=True):
                    help="fail instead of falling back to the CPU when the Edge TPU is missing")
     p.add_argument("--threads", type=int, help="CPU inference threads")
     if detector:
-        p.add_argument("--detector", default="blazeface", help="blazeface, ssd, yunet or res10")
+        defaults = DetectorSettings()
+        p.add_argument("--detector", default=defaults.type, help="yunet, blazeface, ssd or res10")
         p.add_argument("--detector-model", help="detector model file or `maskdet models` key")
         p.add_argument("--variant", default="full", choices=("full", "short"),
                        help="BlazeFace range: full (1-5 m) or short (within 2 m)")
-        p.add_argument("--face-threshold", type=float, default=0.5, help="detector score threshold")
+        p.add_argument("--face-threshold", type=float, default=defaults.score_threshold,
+                       help="detector score threshold")
+        p.add_argument("--detect-width", type=int, default=defaults.detect_width,
+                       help="shrink wider images to this width before detection (0: never)")
         p.add_argument("--min-face", type=int, default=32,
                        help="faces smaller than this many pixels are reported as unknown")
 

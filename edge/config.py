@@ -79,11 +79,13 @@ class AcceleratorConfig:
 class DetectorConfig:
     """The face detector (see `maskdet detect --help`)."""
 
-    type: str = field(default="yunet", metadata=_help("yunet, blazeface, ssd or res10", one_of(*DETECTOR_TYPES)))
+    type: str = field(default=DetectorSettings.type, metadata=_help("yunet, blazeface, ssd or res10",
+                                                                     one_of(*DETECTOR_TYPES)))
     model: Optional[str] = field(default=None, metadata=_help("model file or `maskdet models` key"))
     variant: str = field(default="full", metadata=_help("blazeface: full or short", one_of("full", "short")))
-    score_threshold: float = field(default=0.7, metadata=_help("detector confidence", in_range(0.05, 0.99)))
-    detect_width: int = field(default=640, metadata=_help("shrink wider frames to this before detecting; 0: never",
+    score_threshold: float = field(default=DetectorSettings.score_threshold,
+                                   metadata=_help("detector confidence", in_range(0.05, 0.99)))
+    detect_width: int = field(default=DetectorSettings.detect_width, metadata=_help("shrink wider frames to this before detecting; 0: never",
                                                           in_range(0, 8192)))
 
     def settings(self):

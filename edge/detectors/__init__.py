@@ -19,12 +19,13 @@ DEFAULT_MODELS = {"blazeface": "blazeface_full", "yunet": "yunet",
 class DetectorSettings:
     """Which face detector to run and how."""
 
-    type: str = "blazeface"
+    # The defaults are the project's default detector, chosen by `maskdet bench` (BENCHMARKS.md).
+    type: str = "yunet"
     model: str = None  # a local file or a `maskdet models` key; None: the type's default
     variant: str = "full"  # blazeface: full (192 px, 1-5 m) or short (128 px, within 2 m)
-    score_threshold: float = 0.5
+    score_threshold: float = 0.7
     iou_threshold: float = 0.3
-    detect_width: int = 0  # frames wider than this are shrunk before detection (0: never)
+    detect_width: int = 480  # frames wider than this are shrunk before detection (0: never)
 
 
 class DownscaledDetector:
