@@ -5,7 +5,7 @@ import logging
 import os
 import sys
 
-from edge.errors import MaskdetError
+from edge.errors import run_reporting
 
 from . import defaults
 
@@ -248,11 +248,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        return args.func(args) or 0
-    except MaskdetError as exc:
-        print(f"maskdet-convert: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_reporting("maskdet-convert", lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from .errors import DataError, MaskdetError
+from .errors import DataError, MaskdetError, run_reporting
 from .detectors import DetectorSettings
 from .paths import models_dir
 
@@ -235,11 +235,7 @@ def main(argv=None):
                         format="%(levelname)s %(name)s: %(message)s")
     if args.verbose:
         logging.getLogger().setLevel(logging.DEBUG)
-    try:
-        return args.func(args) or 0
-    except MaskdetError as exc:
-        print(f"maskdet: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_reporting("maskdet", lambda: args.func(args))
 
 
 if __name__ == "__main__":

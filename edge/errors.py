@@ -35,3 +35,15 @@ class FetchError(MaskdetError):
 
 class QualityGateError(MaskdetError):
     """A measured quality (accuracy, op mapping) fails the bar it must clear."""
+
+
+def run_reporting(prog, call):
+    """Run a command's function; a MaskdetError becomes one line on stderr and its exit status
+    (no traceback for the errors we expect)."""
+    import sys
+
+    try:
+        return call() or 0
+    except MaskdetError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
