@@ -97,6 +97,7 @@ class Publisher:
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         client.max_inflight_messages_set(MAX_IN_FLIGHT)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
@@ -132,6 +133,12 @@ class Publisher:
             topic, payload = discovery_config(self.base, self.device_id, camera,
                                               self.config.home_assistant.discovery_prefix)
             client.publish(topic, json.dumps(payload), qos=1, retain=True)
+
+    @guarded
+    def _on_connect_fail(self, client, userdata):
+        log.warning("cannot reach the MQTT broker %s:%s; events wait in the outbox (%d) and the "
+                    "connection is retried with back-off", self.config.host, self.config.port,
+                    self.outbox.depth)
 
     @guarded
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
