@@ -66,3 +66,8 @@ def test_the_install_script_is_valid_bash_and_guards_each_step():
         text = f.read()
     assert "id \"$SERVICE_USER\"" in text and "[ ! -f \"$CONF/config.yaml\" ]" in text
     assert "--system-site-packages" in text and "systemctl enable" in text
+
+
+def test_the_demo_config_of_the_readme_is_valid():
+    config = load_config(os.path.join(SYSTEMD, "demo.yaml"))
+    assert config.cameras[0].source.type == "opencv" and not config.cameras[0].source.loop
