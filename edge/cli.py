@@ -174,10 +174,11 @@ def _add_inference_args(p, detector=True):
         p.add_argument("--detector-model", help="detector model file or `maskdet models` key")
         p.add_argument("--variant", default="full", choices=("full", "short"),
                        help="BlazeFace range: full (1-5 m) or short (within 2 m)")
-        p.add_argument("--face-threshold", type=float, default=defaults.score_threshold,
-                       help="detector score threshold")
-        p.add_argument("--detect-width", type=int, default=defaults.detect_width,
-                       help="shrink wider images to this width before detection (0: never)")
+        p.add_argument("--face-threshold", type=float,
+                       help="detector score threshold (default: the type's, yunet 0.7, others 0.5)")
+        p.add_argument("--detect-width", type=int,
+                       help="shrink wider images to this width before detection (0: never; "
+                            "default: yunet 480, others 0)")
         p.add_argument("--min-face", type=int, default=32,
                        help="faces smaller than this many pixels are reported as unknown")
 

@@ -83,10 +83,11 @@ class DetectorConfig:
                                                                      one_of(*DETECTOR_TYPES)))
     model: Optional[str] = field(default=None, metadata=_help("model file or `maskdet models` key"))
     variant: str = field(default="full", metadata=_help("blazeface: full or short", one_of("full", "short")))
-    score_threshold: float = field(default=DetectorSettings.score_threshold,
-                                   metadata=_help("detector confidence", in_range(0.05, 0.99)))
-    detect_width: int = field(default=DetectorSettings.detect_width, metadata=_help("shrink wider frames to this before detecting; 0: never",
-                                                          in_range(0, 8192)))
+    score_threshold: Optional[float] = field(default=None, metadata=_help(
+        "detector confidence; null: the type's default (yunet 0.7, others 0.5)", in_range(0.05, 0.99)))
+    detect_width: Optional[int] = field(default=None, metadata=_help(
+        "shrink wider frames to this before detecting; 0: never; null: the type's default "
+        "(yunet 480, others 0)", in_range(0, 8192)))
 
     def settings(self):
         """The detector factory's settings."""

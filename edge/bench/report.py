@@ -5,7 +5,6 @@ import platform
 
 from .detector_recall import SIZE_BINS, bin_name
 
-DEFAULT_BACKEND = "yunet@320"
 TARGET_MS = 10.0
 TARGET_RATIO = 10.0
 
@@ -52,7 +51,7 @@ def targets(results):
     lines = []
     for name, r in results.get("latency", {}).items():
         backend, runtime, frames = name.split(" / ")
-        if backend != DEFAULT_BACKEND or frames != "720p one face":
+        if backend != results.get("default_backend") or frames != "720p one face":
             continue
         s = r["stages_ms"]
         work = s["detect"]["median"] + s["classify"]["median"]

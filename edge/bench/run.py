@@ -24,10 +24,13 @@ log = logging.getLogger(__name__)
 BACKENDS = {
     "blazeface-full": DetectorSettings("blazeface", variant="full"),
     "blazeface-short": DetectorSettings("blazeface", variant="short"),
-    "yunet": DetectorSettings("yunet", score_threshold=0.7),
-    "yunet@320": DetectorSettings("yunet", score_threshold=0.7, detect_width=320),
+    "yunet (full frame)": DetectorSettings("yunet", detect_width=0),
+    "yunet@320": DetectorSettings("yunet", detect_width=320),
+    "yunet@480": DetectorSettings("yunet", detect_width=480),
+    "yunet@640": DetectorSettings("yunet", detect_width=640),
     "res10": DetectorSettings("res10"),
 }
+DEFAULT_BACKEND = next(name for name, s in BACKENDS.items() if s.resolved() == DetectorSettings().resolved())
 SCENE_SETS = {"scenes": ("data", "scenes", "annotations.json"),
               "macwin": ("data", "scenes_more", "macwin", "annotations.json")}
 VIDEOS = ("one_unmasked.mp4", "one_masked.mp4", "putting_on_mask.mp4")
@@ -97,9 +100,10 @@ def run_core(classifier_meta, per_video, backends, runtimes):
         "recall": detector_recall(backends),
         "latency": latency(backends, classifier_meta, {"720p one face": hd_frames,
                                                        "all images and videos": all_frames}, runtimes),
-        "seeds": {"720p one face": seeds(hd_frames)},
+        "seeds": {k: v for k, v in {"720p one face": seeds(hd_frames)}.items() if v},
         "scene_quality": scene_quality(backends, classifier_meta, runtimes[0]),
         "classifier": classifier_meta,
+        "default_backend": DEFAULT_BACKEND,
         "per_video_frames": per_video,
     }
     return results
@@ -118,7 +122,12 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
             results = json.load(handle)
     if core:
         backends = {k: BACKENDS[k] for k in (backends or BACKENDS)}
-        results.update(run_core(classifier_meta, per_video, backends, runtimes or available_runtimes()))
+        fresh = run_core(classifier_meta, per_video, backends, runtimes or available_runtimes())
+        for key, value in fresh.items():  # tables merge row by row: runs per runtime add up
+            if isinstance(value, dict) and isinstance(results.get(key), dict):
+                results[key].update(value)
+            else:
+                results[key] = value
     if daemon_minutes:
         results["daemon"] = run_daemon_bench(daemon_minutes, classifier_meta)
     with open(out_json, "w", encoding="utf-8") as handle:

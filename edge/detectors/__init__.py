@@ -2,7 +2,7 @@
 
 Every detector has `name` and `detect(frame_bgr) -> [Face]` with boxes in frame pixels.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 
@@ -13,19 +13,27 @@ from ..fetch import resolve
 DETECTOR_TYPES = ("blazeface", "ssd", "yunet", "res10")
 DEFAULT_MODELS = {"blazeface": "blazeface_full", "yunet": "yunet",
                   "res10": "res10_caffemodel", "ssd": None}
+# Per type: (score threshold, detect width). YuNet works at the frame's resolution, so frames are
+# shrunk for it; the others resize to their fixed input anyway. Measured in BENCHMARKS.md.
+TYPE_DEFAULTS = {"yunet": (0.7, 480), "blazeface": (0.5, 0), "ssd": (0.5, 0), "res10": (0.5, 0)}
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
     """Which face detector to run and how."""
 
-    # The defaults are the project's default detector, chosen by `maskdet bench` (BENCHMARKS.md).
-    type: str = "yunet"
+    type: str = "yunet"  # the default detector, chosen by `maskdet bench` (BENCHMARKS.md)
     model: str = None  # a local file or a `maskdet models` key; None: the type's default
     variant: str = "full"  # blazeface: full (192 px, 1-5 m) or short (128 px, within 2 m)
-    score_threshold: float = 0.7
+    score_threshold: float = None  # None: the type's default
     iou_threshold: float = 0.3
-    detect_width: int = 480  # frames wider than this are shrunk before detection (0: never)
+    detect_width: int = None  # shrink wider frames to this before detection; 0: never; None: default
+
+    def resolved(self):
+        """These settings with the type's defaults filled in."""
+        threshold, width = TYPE_DEFAULTS.get(self.type, (0.5, 0))
+        return replace(self, score_threshold=threshold if self.score_threshold is None else self.score_threshold,
+                       detect_width=width if self.detect_width is None else self.detect_width)
 
 
 class DownscaledDetector:
@@ -50,6 +58,7 @@ class DownscaledDetector:
 def create_detector(settings, accelerator="auto", device=None, require_accelerator=False,
                     num_threads=None, cache=None):
     """Open the detector the settings describe; model files resolved through `edge.fetch`."""
+    settings = settings.resolved()
     detector = _create(settings, accelerator, device, require_accelerator, num_threads, cache)
     return DownscaledDetector(detector, settings.detect_width) if settings.detect_width else detector
 
