@@ -84,10 +84,11 @@ def read_rgb(path):
     return np.ascontiguousarray(image[..., ::-1])
 
 
-def load_images(samples, size, progress=None):
+def load_images(samples, size=None, progress=None):
     """Decode samples and resize each to size x size; unreadable files are reported and skipped.
 
-    Returns (images uint8 [N, size, size, 3], labels int [N], kept samples).
+    Returns (images: uint8 [N, size, size, 3], or a list at their own sizes when `size` is None;
+    labels int [N]; kept samples).
     """
     images, kept = [], []
     iterator = progress(samples) if progress else samples
@@ -96,12 +97,12 @@ def load_images(samples, size, progress=None):
         if image is None:
             log.warning("skipping unreadable image %s", sample.path)
             continue
-        images.append(resize_square(image, size))
+        images.append(resize_square(image, size) if size else image)
         kept.append(sample)
     if not kept:
         raise DataError("none of the images could be decoded")
     labels = np.array([s.label for s in kept], dtype=np.int64)
-    return np.stack(images), labels, kept
+    return (np.stack(images) if size else images), labels, kept
 
 
 def fingerprint(samples):

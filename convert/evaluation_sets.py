@@ -33,10 +33,11 @@ def read_split(run_dir):
 
 
 def split_set(run_dir, part="val", size=None, limit=None):
-    """Images of one side of a run's split (resized to `size` if given)."""
+    """Images of one side of a run's split, resized to `size` if given, else as they are (the
+    scorers then resize them as the Pi does)."""
     entries = read_split(run_dir)[part][:limit]
     samples = [dataset.Sample(path, label, "") for path, label in entries]
-    images, labels, kept = dataset.load_images(samples, size or 256)
+    images, labels, kept = dataset.load_images(samples, size)
     return EvalSet(f"{part}idation" if part == "val" else part, list(images), labels,
                    [s.path for s in kept])
 
