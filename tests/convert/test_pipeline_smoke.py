@@ -41,7 +41,10 @@ def test_published_model_runs_on_the_edge_classifier(smoke):
     _, out, _ = smoke
     clf = MaskClassifier.open(out / "mask_classifier.json")
     result = clf.classify(np.full((120, 100, 3), 128, np.uint8))
-    assert result.label in ("mask", "no_mask") and 0.5 <= result.score <= 1.0
+    p = result.no_mask_probability
+    # the label follows the metadata's threshold; the score is the probability of that label
+    assert result.label == ("no_mask" if p >= clf.meta.threshold else "mask")
+    assert result.score == pytest.approx(p if result.label == "no_mask" else 1 - p)
 
 
 def test_check_edgetpu_passes_on_the_smoke_model(smoke):
