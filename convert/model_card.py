@@ -28,6 +28,18 @@ def _pct(x):
     return f"{x * 100:.2f} %"
 
 
+TARGETS = {"validation": 0.98, "real-world scenes": 0.95}
+
+
+def _targets(meta):
+    lines = []
+    for name, target in TARGETS.items():
+        got = meta["metrics"]["int8"][name]["balanced_accuracy"]
+        verdict = "met" if got >= target else "**not met**"
+        lines.append(f"- {name}: balanced accuracy {_pct(got)} against the target {_pct(target)}: {verdict}")
+    return "\n".join(lines)
+
+
 def _metrics_table(meta):
     rows = ["| model | set | n | balanced accuracy | accuracy | precision / recall / F1 (no_mask) | precision / recall / F1 (mask) | ROC AUC |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -103,6 +115,8 @@ below was measured by that run (`{meta['name']}.json` holds them all).
 ## Quality
 Validation: a seeded, stratified 20 % of the training folders, split by photo for scene faces.
 Real-world: every face of at least 32 px in `data/scenes/`, which no training step sees.
+
+{_targets(meta)}
 
 {_metrics_table(meta)}
 
