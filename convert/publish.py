@@ -11,6 +11,8 @@ import logging
 import os
 import shutil
 
+from edge.errors import QualityGateError
+
 from .latency import measure_latency
 from .model_card import write_model_card
 
@@ -56,8 +58,18 @@ def choose(candidates):
 
 
 def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
-    """Copy the chosen run's int8 model and metadata to `out_dir` and write MODEL_CARD.md."""
-    candidates = [load_candidate(r, name) for r in run_dirs]
+    """Copy the chosen run's int8 model and metadata to `out_dir` and write MODEL_CARD.md.
+    Runs whose int8 model failed the quantization quality gate are not candidates."""
+    candidates = []
+    for run in run_dirs:
+        candidate = load_candidate(run, name)
+        gate = candidate["meta"].get("quality_gate", {"passed": True})
+        if gate["passed"]:
+            candidates.append(candidate)
+        else:
+            log.warning("%s is not a candidate: %s", run, gate.get("reason"))
+    if not candidates:
+        raise QualityGateError("no run passed the quantization quality gate: nothing to publish")
     chosen, reason = choose(candidates)
     os.makedirs(os.path.join(out_dir, "card"), exist_ok=True)
     meta = dict(chosen["meta"])

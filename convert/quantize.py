@@ -166,7 +166,14 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=300,
         "calibration_images": calibration_count,
         "tools": tool_versions(),
     }
-    with open(os.path.join(run_dir, f"{name}.json"), "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=1)
-    quality_gate(float_reports, int8_reports, max_loss)
+    try:
+        quality_gate(float_reports, int8_reports, max_loss)
+        meta["quality_gate"] = {"passed": True, "max_balanced_accuracy_loss": max_loss}
+    except QualityGateError as exc:
+        meta["quality_gate"] = {"passed": False, "max_balanced_accuracy_loss": max_loss,
+                                "reason": str(exc)}
+        raise
+    finally:  # written either way: the numbers are the evidence; publish skips a failed run
+        with open(os.path.join(run_dir, f"{name}.json"), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=1)
     return meta
