@@ -162,7 +162,7 @@ def _add_commands(sub):
     p = sub.add_parser("quantize", help="full-int8 TFLite (uint8 I/O), compared with float")
     p.add_argument("--run", required=True)
     p.add_argument("--name", default="mask_classifier")
-    p.add_argument("--calibration", type=int, default=300, help="representative images")
+    p.add_argument("--calibration", type=int, default=1000, help="representative images")
     p.add_argument("--max-loss", type=float, default=0.01,
                    help="largest balanced-accuracy loss of int8 against float (0.01 = 1 point)")
     _add_eval_args(p)

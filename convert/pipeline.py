@@ -14,7 +14,7 @@ from .weights import fetch_imagenet_weights
 
 log = logging.getLogger(__name__)
 
-FULL = {"limit": None, "views": 3, "head_epochs": 8, "tune_epochs": 12, "calibration": 300,
+FULL = {"limit": None, "views": 3, "head_epochs": 8, "tune_epochs": 12, "calibration": 1000,
         "max_loss": 0.01}
 # A smoke run proves every step works end to end on a few images in a few minutes; its model is
 # not meant to be good, so the int8 quality gate is opened (its own tests cover the gate).

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MAX_BALANCED_ACCURACY_LOSS = 0.01
 
 
-def representative_images(run_dir, size, count=300, seed=0):
+def representative_images(run_dir, size, count=1000, seed=0):
     """`count` training images of the run, resized and normalised as in training."""
     entries = read_split(run_dir)["train"]
     rng = np.random.default_rng(seed)
@@ -121,7 +121,7 @@ def quality_gate(float_reports, int8_reports, max_loss=MAX_BALANCED_ACCURACY_LOS
                                + ". Use more or more varied calibration images (--calibration)")
 
 
-def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=300,
+def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                  max_loss=MAX_BALANCED_ACCURACY_LOSS):
     """Quantize a training run's model, compare int8 with float, and write the int8 model and its
     metadata into the run folder. Returns the metadata dict."""
