@@ -115,7 +115,8 @@ def cmd_publish(args):
     from .publish import publish
 
     baseline = None if args.no_baseline else _baseline_reports(args)
-    meta = publish(args.runs, args.out, args.name, baseline)
+    meta = publish(args.runs, args.out, args.name, baseline,
+                   args.real_world or defaults.real_world_annotations())
     print(json.dumps({"chosen_size": meta["input"]["size"], "reason": meta["selection"]["reason"]}))
 
 

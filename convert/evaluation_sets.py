@@ -20,6 +20,7 @@ class EvalSet:
     images: list
     labels: np.ndarray
     names: list
+    kinds: list = None  # the annotation's own label of each face (with_mask, ...), when known
 
 
 def read_split(run_dir):
@@ -44,14 +45,15 @@ def split_set(run_dir, part="val", size=None, limit=None):
 
 def real_world_set(annotations, min_size=32, margin=DEFAULT_MARGIN):
     """Faces of at least `min_size` px from held-out annotated scenes (incorrectly worn = no mask)."""
-    images, labels, names = [], [], []
+    images, labels, names, kinds = [], [], [], []
     for image_name, index, label, crop in iter_scene_faces(annotations, min_size, margin):
         images.append(crop)
         labels.append(dataset.FOLDER_LABELS[label])
         names.append(f"{image_name}#{index}")
+        kinds.append(label)
     if not images:
         raise DataError(f"no face of at least {min_size} px in {annotations}")
-    return EvalSet("real-world scenes", images, np.array(labels), names)
+    return EvalSet("real-world scenes", images, np.array(labels), names, kinds)
 
 
 def batches_at(images, size, batch=64):

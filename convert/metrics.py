@@ -98,3 +98,13 @@ def report(y_true, scores, threshold):
         "curves": {"fpr": fpr.tolist(), "tpr": tpr.tolist(),
                    "precision": precision.tolist(), "recall": recall.tolist()},
     }
+
+
+def correct_by_kind(kinds, y_true, scores, threshold):
+    """{annotation label: [correct, total]}: which kinds of face the errors fall on."""
+    out = {}
+    for kind, truth, score in zip(kinds, y_true, scores):
+        row = out.setdefault(kind, [0, 0])
+        row[0] += int((score >= threshold) == truth)
+        row[1] += 1
+    return out

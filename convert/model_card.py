@@ -40,6 +40,18 @@ def _targets(meta):
     return "\n".join(lines)
 
 
+KIND_NAMES = {"with_mask": "masks worn correctly (mask)", "without_mask": "bare faces (no mask)",
+              "mask_weared_incorrect": "masks below the nose (no mask)"}
+
+
+def _by_kind(meta):
+    kinds = meta.get("real_world_by_kind")
+    if not kinds:
+        return ""
+    rows = ", ".join(f"{KIND_NAMES.get(k, k)} {c} of {n} right" for k, (c, n) in kinds.items())
+    return f"\nReal-world faces by their annotation, int8 at the threshold: {rows}.\n"
+
+
 def _metrics_table(meta):
     rows = ["| model | set | n | balanced accuracy | accuracy | precision / recall / F1 (no_mask) | precision / recall / F1 (mask) | ROC AUC |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -117,7 +129,7 @@ Validation: a seeded, stratified 20 % of the training folders, split by photo fo
 Real-world: every face of at least 32 px in `data/scenes/`, which no training step sees.
 
 {_targets(meta)}
-
+{_by_kind(meta)}
 {_metrics_table(meta)}
 
 int8 against float on the same images (same label): validation

@@ -39,3 +39,9 @@ def test_threshold_is_chosen_for_best_balanced_accuracy():
     t = metrics.choose_threshold(y, scores)
     assert 0.3 < t <= 0.35
     assert metrics.report(y, scores, t)["balanced_accuracy"] == 1.0
+
+
+def test_errors_are_counted_by_the_annotation_kind():
+    out = metrics.correct_by_kind(["with_mask", "mask_weared_incorrect", "without_mask", "mask_weared_incorrect"],
+                                  np.array([0, 1, 1, 1]), np.array([0.1, 0.2, 0.9, 0.8]), 0.5)
+    assert out == {"with_mask": [1, 1], "mask_weared_incorrect": [1, 2], "without_mask": [1, 1]}
