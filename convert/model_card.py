@@ -24,6 +24,10 @@ LIMITS = [
 ]
 
 
+def _counts(counts):
+    return " and ".join(f"{n:,} {label}" for label, n in counts.items())
+
+
 def _pct(x):
     return f"{x * 100:.2f} %"
 
@@ -108,8 +112,9 @@ def render_model_card(meta):
     return f"""# Model card: `{meta['files']['int8']}`
 
 A MobileNetV2 1.0 face-mask classifier (ImageNet initialisation, two-phase fine-tuning), fully
-int8-quantized for the CPU and the Coral Edge TPU. Made by `maskdet-convert pipeline`; every number
-below was measured by that run (`{meta['name']}.json` holds them all).
+int8-quantized for the CPU and the Coral Edge TPU. Made by the conversion (`maskdet-convert
+pipeline`, or its steps one by one with the same settings); every number below was measured by
+that run, and `{meta['name']}.json` holds them all.
 
 - Input: `[1, {size}, {size}, 3]` uint8 RGB, a face box squared and widened by
   {meta['input']['crop_margin']} of its side on each side (`edge/preprocess.py`); quantization scale
@@ -143,8 +148,8 @@ int8 against float on the same images (same label): validation
 
 {_baseline_section(meta)}
 ## Data
-Training and validation: {data['counts']['train']} / {data['counts']['val']} images (mask / no mask),
-seed {data['seed']}, fingerprint `{data['fingerprint'][:16]}…` (sha256 over labels and file bytes).
+Training: {_counts(data['counts']['train'])}; validation: {_counts(data['counts']['val'])}
+(seed {data['seed']}); fingerprint `{data['fingerprint'][:16]}…` (sha256 over labels and file bytes).
 
 | data | source | licence | use |
 | --- | --- | --- | --- |

@@ -49,7 +49,8 @@ def choose(candidates):
                         f"real-world scenes ({best_real:.4f}), the faces nearest an entrance camera")
     chosen = min(close, key=lambda c: c["meta"]["latency_cpu_int8"]["median_ms"])
     size = chosen["meta"]["input"]["size"]
-    reason = (f"{size}x{size} is the fastest of the sizes whose balanced accuracy is within "
+    which = "the fastest of the sizes" if len(close) > 1 else "the only size"
+    reason = (f"{size}x{size} is {which} whose balanced accuracy is within "
               f"{VAL_TOLERANCE * 100:.1f} point of the best on validation ({best_val:.4f}) and within "
               f"{REAL_TOLERANCE * 100:.0f} point of the best on real-world scenes ({best_real:.4f}); "
               "at an entrance, time per face buys frames per person, and frames per person buy "
