@@ -29,9 +29,10 @@ class Runtime:
 
 
 def _import_runtime(name, module_name):
+    if name == "tensorflow":  # tf.lite is an attribute of the package, not an importable module
+        lite = importlib.import_module("tensorflow").lite
+        return Runtime(name, lite.Interpreter, lite.experimental.load_delegate)
     module = importlib.import_module(module_name)
-    if name == "tensorflow":
-        return Runtime(name, module.Interpreter, module.experimental.load_delegate)
     return Runtime(name, module.Interpreter, module.load_delegate)
 
 

@@ -111,3 +111,17 @@ def test_the_delegate_is_asked_for_the_configured_device(monkeypatch):
     assert acc.load_edgetpu_delegate(runtime, "pci:0") == "d"
     acc.load_edgetpu_delegate(runtime)
     assert calls == [("libedgetpu.so.1", {"device": "pci:0"}), ("libedgetpu.so.1", {})]
+
+
+@pytest.mark.parametrize("name", ["ai_edge_litert", "tensorflow"])
+def test_each_installed_runtime_opens_a_model(name, compiled_pair):
+    import importlib.util
+
+    from edge.runtime import open_interpreter
+
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed")
+    runtime = find_runtime(name)
+    assert runtime.name == name
+    interpreter = open_interpreter(cpu_twin(compiled_pair), runtime)
+    assert list(interpreter.get_input_details()[0]["shape"]) == [1, 224, 224, 3]
