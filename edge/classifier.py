@@ -2,7 +2,7 @@
 import logging
 from dataclasses import dataclass
 
-import numpy as np
+import cv2
 
 from . import tensors
 from .errors import ModelError
@@ -55,8 +55,10 @@ class MaskClassifier:
 
     def no_mask_probability(self, face_rgb):
         """P(no mask) for a face crop (any size, RGB uint8)."""
-        pixels = resize_square(face_rgb, self.meta.input_size)
-        scores = tensors.run_image(self.interpreter, pixels, self.meta.mean, self.meta.std)
+        return self._probability(resize_square(face_rgb, self.meta.input_size))
+
+    def _probability(self, pixels_rgb):
+        scores = tensors.run_image(self.interpreter, pixels_rgb, self.meta.mean, self.meta.std)
         return float(scores[self.meta.positive_index])
 
     def decide(self, no_mask_probability):
@@ -70,8 +72,10 @@ class MaskClassifier:
         return self.decide(self.no_mask_probability(face_rgb))
 
     def classify_box(self, frame_bgr, box):
-        """Label and score of the face at `box` in a BGR frame, framed as in training."""
-        return self.classify(as_rgb(crop_face(frame_bgr, box, self.meta.crop_margin)))
+        """Label and score of the face at `box` in a BGR frame, framed as in training (resized
+        first, then turned to RGB: the same pixels, and the colour swap on the small image)."""
+        crop = resize_square(crop_face(frame_bgr, box, self.meta.crop_margin), self.meta.input_size)
+        return self.decide(self._probability(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)))
 
 
 def sha256_of_existing(path):
@@ -83,5 +87,5 @@ def sha256_of_existing(path):
 
 
 def as_rgb(image_bgr):
-    """OpenCV's BGR image -> RGB (a view-free copy)."""
-    return np.ascontiguousarray(image_bgr[..., ::-1])
+    """OpenCV's BGR image -> RGB (a new array)."""
+    return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
