@@ -36,13 +36,13 @@ def shared():
     return shared_path()
 
 
-def Broker(tmp_path, persistence=False):
+def Broker(tmp_path, persistence=False, listener_options=(), anonymous=True):
     """A real mosquitto on a free loopback port, which a test may stop and start again."""
     from edge.bench.mosquitto import Mosquitto
     from edge.errors import MaskdetError
 
     try:
-        return Mosquitto(str(tmp_path), persistence)
+        return Mosquitto(str(tmp_path), persistence, listener_options, anonymous)
     except MaskdetError as exc:
         pytest.skip(f"{exc}; .ci/run installs it")
 

@@ -11,7 +11,7 @@ from ..errors import MaskdetError
 class Mosquitto:
     """`mosquitto -c <generated conf>` listening on 127.0.0.1 only."""
 
-    def __init__(self, work_dir, persistence=False):
+    def __init__(self, work_dir, persistence=False, listener_options=(), anonymous=True):
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not os.path.exists(self.exe):
             raise MaskdetError("mosquitto is not installed (apt-get install mosquitto)")
@@ -20,7 +20,10 @@ class Mosquitto:
             self.port = s.getsockname()[1]
         self.host = "127.0.0.1"
         self.conf = os.path.join(work_dir, "mosquitto.conf")
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        lines = [f"listener {self.port} 127.0.0.1", *listener_options,
+                 f"allow_anonymous {'true' if anonymous else 'false'}"]
+        if os.geteuid() == 0:  # keep root: the files it reads and writes are in root's temp dirs
+            lines.append("user root")
         if persistence:  # sessions and queued QoS 1 messages survive a restart of the broker
             lines += ["persistence true", f"persistence_location {work_dir}/", "autosave_interval 1"]
         else:
