@@ -130,6 +130,10 @@ Faces of at least 48 px; a face counts as found at IoU >= 0.3, and its label is 
 {quality_table(results.get('scene_quality', {}))}
 
 ## Latency per stage
+The `tflite_runtime` rows come from a second virtual environment with tflite-runtime 2.14,
+numpy<2 and opencv-python-headless 4.11, as a 32-bit Raspberry Pi OS would have
+(`PYTHONPATH=. <venv>/bin/python -m edge.cli bench --runtimes tflite_runtime --backends ...`);
+its int8 kernels on x86 are many times slower than XNNPACK's in `ai_edge_litert`.
 Median (p90) milliseconds per frame. `720p one face` = the first {results.get('per_video_frames')} frames
 of `one_unmasked.mp4` (1280x720); `all images and videos` adds the two test photos and the first
 {results.get('per_video_frames')} frames of each shared video. Decode = JPEG or H.264 decoding of the frame.
