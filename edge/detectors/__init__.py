@@ -11,7 +11,8 @@ from ..faces import Face, shrink
 from ..fetch import resolve
 
 DETECTOR_TYPES = ("blazeface", "ssd", "yunet", "res10")
-DEFAULT_MODELS = {"blazeface": "blazeface_full", "yunet": "yunet",
+# `maskdet models` keys of each type's default model ({variant}: blazeface's full / short).
+DEFAULT_MODELS = {"blazeface": "blazeface_{variant}", "yunet": "yunet",
                   "res10": "res10_caffemodel", "ssd": None}
 # Per type: (score threshold, detect width). YuNet works at the frame's resolution, so frames are
 # shrunk for it; the others resize to their fixed input anyway. Measured in BENCHMARKS.md.
@@ -67,10 +68,8 @@ def _create(settings, accelerator, device, require_accelerator, num_threads, cac
     kind = settings.type
     if kind not in DETECTOR_TYPES:
         raise ConfigError(f"detector type {kind!r} is not one of {', '.join(DETECTOR_TYPES)}")
-    model = settings.model or DEFAULT_MODELS[kind]
-    if kind == "blazeface" and settings.model is None:
-        model = f"blazeface_{settings.variant}"
-    if model is None:
+    model = settings.model or (DEFAULT_MODELS[kind] or "").format(variant=settings.variant)
+    if not model:
         raise ConfigError(f"detector type {kind} needs a model file: set detector.model")
     path = resolve(model, cache)
     if kind in ("yunet", "res10") and num_threads:

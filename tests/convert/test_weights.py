@@ -29,7 +29,7 @@ def test_backbone_weights_are_copied_by_layer_name(weights_file):
     from convert.model import build_backbone
 
     backbone = build_backbone(96)
-    copied = weights.copy_backbone_weights(backbone, weights_file)
+    copied = weights.copy_weights_by_name(backbone, weights_file)
     assert copied == 104  # every conv and batch-norm layer of MobileNetV2 1.0
     with h5py.File(weights_file) as f:
         expected = f["model_weights/Conv1/Conv1/kernel:0"][()]
@@ -47,4 +47,4 @@ def test_a_weights_file_missing_a_layer_is_a_model_error(tmp_path, weights_file)
         group = dst.create_group("model_weights")
         src.copy(src["model_weights/Conv1"], group, "Conv1")
     with pytest.raises(ModelError, match="no weights for backbone layer bn_Conv1"):
-        weights.copy_backbone_weights(build_backbone(96), str(partial))
+        weights.copy_weights_by_name(build_backbone(96), str(partial))

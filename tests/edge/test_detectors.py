@@ -50,13 +50,9 @@ def test_blazeface_decode_places_a_box_on_its_anchor():
 
 
 def test_blazeface_rejects_a_model_of_the_other_variant():
+    full_range = detector_or_skip(DetectorSettings("blazeface", variant="full"))
     with pytest.raises(ValueError, match="short-range takes 128x128"):
-        create_detector_variant_mismatch()
-
-
-def create_detector_variant_mismatch():
-    detector = detector_or_skip(DetectorSettings("blazeface", variant="full"))
-    return blazeface.BlazeFaceDetector(detector.interpreter, "short")
+        blazeface.BlazeFaceDetector(full_range.interpreter, "short")
 
 
 def test_res10_decode_scales_and_filters():
