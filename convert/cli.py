@@ -32,7 +32,7 @@ def cmd_train(args):
     summary = train(args.data, args.out, size=args.size, weights_file=args.weights,
                     val_fraction=args.val_fraction, seed=args.seed, views=args.views,
                     head_epochs=args.head_epochs, tune_epochs=args.tune_epochs,
-                    limit=args.limit, batch=args.batch)
+                    limit=args.limit, batch=args.batch, first_tuned_block=args.first_tuned_block)
     print(json.dumps({k: summary[k] for k in ("size", "counts", "epochs", "seconds")}))
 
 
@@ -215,6 +215,8 @@ def _add_train(sub):
     p.add_argument("--views", type=int, default=3, help="augmented views per training image")
     p.add_argument("--head-epochs", type=int, default=8)
     p.add_argument("--tune-epochs", type=int, default=12)
+    p.add_argument("--first-tuned-block", type=int, default=9, choices=range(2, 17),
+                   metavar="N", help="phase two fine-tunes MobileNetV2 blocks N-16 (default 9)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--limit", type=int, help="at most this many images per label (smoke runs)")
     p.set_defaults(func=cmd_train)

@@ -3,9 +3,14 @@ import keras
 
 from .dataset import LABELS
 
-# Layers above this one (blocks 13-16 and the last 1x1 conv) are fine-tuned in phase two; the
-# layers below stay frozen, so their output can be computed once per augmented view.
-SPLIT_LAYER = "block_12_add"
+# Blocks from this one up (and the last 1x1 conv) are fine-tuned in phase two; the blocks below
+# stay frozen, so their output can be computed once per augmented view.
+FIRST_TUNED_BLOCK = 9
+
+
+def split_layer(first_tuned_block):
+    """The layer whose output the upper (trainable) part starts from."""
+    return f"block_{first_tuned_block - 1}_add"
 
 
 def build_backbone(size):
@@ -14,22 +19,33 @@ def build_backbone(size):
                                           weights=None, alpha=1.0)
 
 
-def split_backbone(backbone):
-    """(lower, upper): lower maps images to SPLIT_LAYER features, upper maps those to the top."""
-    features = backbone.get_layer(SPLIT_LAYER).output
+def split_backbone(backbone, first_tuned_block=FIRST_TUNED_BLOCK):
+    """(lower, upper): lower maps images to the split features, upper maps those to the top."""
+    features = backbone.get_layer(split_layer(first_tuned_block)).output
     lower = keras.Model(backbone.input, features, name="backbone_lower")
     upper = keras.Model(features, backbone.output, name="backbone_upper")
     return lower, upper
 
 
-def build_head_model(upper, dropout=0.2):
-    """SPLIT_LAYER features -> softmax over LABELS, through the upper backbone and a small head."""
+def build_top(dropout=0.2):
+    """Pooled backbone features (1280) -> softmax over LABELS: the part phase one trains."""
+    return keras.Sequential([keras.layers.Dropout(dropout, name="dropout"),
+                             keras.layers.Dense(len(LABELS), activation="softmax", name="scores")],
+                            name="top")
+
+
+def build_head_model(upper, top):
+    """Split features -> softmax over LABELS, through the upper backbone, pooling and the top."""
     inputs = keras.Input(shape=upper.input_shape[1:], name="features")
-    x = upper(inputs)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(len(LABELS), activation="softmax", name="scores")(x)
-    return keras.Model(inputs, outputs, name="head")
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(upper(inputs))
+    return keras.Model(inputs, top(pooled), name="head")
+
+
+def build_pooled_model(upper):
+    """Split features -> pooled 1280-vector of the (frozen) upper backbone, for phase one."""
+    inputs = keras.Input(shape=upper.input_shape[1:], name="features")
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="pool")(upper(inputs)),
+                       name="pooled")
 
 
 def set_fine_tuning(upper, enabled):

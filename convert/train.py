@@ -1,8 +1,10 @@
-"""Training: a frozen ImageNet backbone with a new head, then the top blocks fine-tuned.
+"""Training: a frozen ImageNet backbone with a new head, then the upper blocks fine-tuned.
 
 The lower backbone never trains, so its features are computed once for several augmented views
-of each training image (and one plain view of each validation image); both phases then train on
-those features. That makes a CPU-only run of a few thousand images take minutes, not hours.
+of each training image (and one plain view of each validation image), and phase two trains on
+those features. Phase one trains only the top, on the pooled output of the frozen upper blocks,
+which is computed once too. That makes a CPU-only run of a few thousand images take minutes,
+not hours.
 """
 import json
 import logging
@@ -34,6 +36,14 @@ def _features(lower, images, batch_size=64, desc="features"):
     return np.concatenate(chunks)
 
 
+def _pooled(pooled_model, features, batch_size=128, desc="pooled"):
+    """The frozen upper backbone's pooled output (float32) for cached lower features."""
+    chunks = []
+    for start in progress(range(0, len(features), batch_size), desc=desc):
+        chunks.append(pooled_model(features[start:start + batch_size], training=False).numpy())
+    return np.concatenate(chunks)
+
+
 # Masks worn below the nose are the no-mask faces most like masked ones and the rarest kind:
 # they get this many times the augmented views of other images.
 FOLDER_VIEW_BOOST = {"mask_weared_incorrect": 3}
@@ -62,10 +72,11 @@ def class_weights(labels):
     return {i: float(w) for i, w in enumerate(weights_)}
 
 
-def _fit(head, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint, cls_weights, batch):
+def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint, cls_weights,
+         batch):
     import keras
 
-    head.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                  metrics=["accuracy"])
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
@@ -73,7 +84,7 @@ def _fit(head, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint,
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True,
                                         save_weights_only=True),
     ]
-    history = head.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
+    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
                        batch_size=batch, class_weight=cls_weights, callbacks=callbacks,
                        verbose=_verbosity(), shuffle=True)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -81,10 +92,11 @@ def _fit(head, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint,
 
 def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0, views=3,
           head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5, patience=3, batch=64,
-          limit=None):
+          limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 
-    `limit` keeps only that many images per label (for smoke runs). Returns the run summary.
+    `limit` keeps only that many images per label (for smoke runs); phase two fine-tunes the
+    blocks from `first_tuned_block` up. Returns the run summary.
     """
     import keras
 
@@ -107,23 +119,25 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
 
     backbone = model_lib.build_backbone(size)
     weights.copy_weights_by_name(backbone, weights_file or weights.fetch_imagenet_weights())
-    lower, upper = model_lib.split_backbone(backbone)
+    lower, upper = model_lib.split_backbone(backbone, first_tuned_block)
     plan = view_plan(train_set, views)
     x_train = _features(lower, _augmented_views(train_images, plan, size, seed), desc="train features")
     y_views = y_train[plan]
     x_val = _features(lower, val_images, desc="val features")
 
-    head = model_lib.build_head_model(upper)
+    top = model_lib.build_top()
+    head = model_lib.build_head_model(upper, top)
     cls_weights = class_weights(y_views)
-    checkpoint = os.path.join(out_dir, "best.weights.h5")
     model_lib.set_fine_tuning(upper, False)
-    log.info("phase 1: head on the frozen backbone")
-    history1 = _fit(head, x_train, y_views, x_val, y_val, head_lr, head_epochs, patience,
-                    checkpoint, cls_weights, batch)
+    log.info("phase 1: the top on the pooled output of the frozen backbone")
+    pooled_model = model_lib.build_pooled_model(upper)
+    history1 = _fit(top, _pooled(pooled_model, x_train, desc="train pooled"), y_views,
+                    _pooled(pooled_model, x_val, desc="val pooled"), y_val, head_lr, head_epochs,
+                    patience, os.path.join(out_dir, "best_top.weights.h5"), cls_weights, batch)
     model_lib.set_fine_tuning(upper, True)
-    log.info("phase 2: blocks 13-16 fine-tuned at learning rate %g", tune_lr)
+    log.info("phase 2: blocks %d-16 fine-tuned at learning rate %g", first_tuned_block, tune_lr)
     history2 = _fit(head, x_train, y_views, x_val, y_val, tune_lr, tune_epochs, patience,
-                    checkpoint, cls_weights, batch)
+                    os.path.join(out_dir, "best.weights.h5"), cls_weights, batch)
 
     export = model_lib.build_export_model(lower, head, size)
     export.save(os.path.join(out_dir, "classifier.keras"))
@@ -135,6 +149,7 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
         "val_fraction": val_fraction,
         "augmented_views": views,
         "view_boost": FOLDER_VIEW_BOOST,
+        "first_tuned_block": first_tuned_block,
         "learning_rates": {"head": head_lr, "fine_tune": tune_lr},
         "counts": {"train": dataset.class_counts(y_train),
                    "val": dataset.class_counts(y_val)},
