@@ -6,6 +6,10 @@ from setuptools import find_packages, setup
 # hence numpy<2 on exactly those platforms.
 _LITERT = 'python_version >= "3.10" and platform_machine in "x86_64 aarch64 AMD64"'
 _TFLITE_RUNTIME = 'python_version < "3.10" or platform_machine not in "x86_64 aarch64 AMD64"'
+# onnxruntime runs the YuNet face detector about 2.5 times faster than OpenCV's DNN module; it
+# has wheels for 64-bit x86 and ARM only (elsewhere YuNet runs on OpenCV). onnx sets the input
+# size of the YuNet file, which declares 640 x 640.
+_ONNXRUNTIME = 'platform_machine in "x86_64 aarch64 AMD64"'
 
 setup(
     name="maskdet",
@@ -25,6 +29,8 @@ setup(
         # 4.x: the tested API of cv2.FaceDetectorYN and cv2.dnn; 5.x changed packaging (no
         # cv2.data cascades) and has not been tested here.
         "opencv-python-headless>=4.8,<5",
+        f"onnxruntime>=1.16; {_ONNXRUNTIME}",
+        f"onnx>=1.15; {_ONNXRUNTIME}",
         "PyYAML>=6",
         # 2.x: the callback API version 2 and ReasonCode objects the publisher uses.
         "paho-mqtt>=2.0,<3",

@@ -43,7 +43,8 @@ def _open_pipeline(args):
     from .pipeline import FaceMaskPipeline
 
     settings = DetectorSettings(type=args.detector, model=args.detector_model, variant=args.variant,
-                                score_threshold=args.face_threshold, detect_width=args.detect_width)
+                                score_threshold=args.face_threshold, detect_width=args.detect_width,
+                                engine=args.detector_engine)
     detector = create_detector(settings, args.accelerator, args.device, args.require_accelerator,
                                args.threads)
     return FaceMaskPipeline(detector, _open_classifier(args), args.min_face)
@@ -179,6 +180,8 @@ def _add_inference_args(p, detector=True):
         p.add_argument("--detect-width", type=int,
                        help="shrink wider images to this width before detection (0: never; "
                             "default: yunet 480, others 0)")
+        p.add_argument("--detector-engine", default="auto", choices=("auto", "onnxruntime", "opencv"),
+                       help="what runs YuNet (default: onnxruntime when installed, else opencv)")
         p.add_argument("--min-face", type=int, default=32,
                        help="faces smaller than this many pixels are reported as unknown")
 

@@ -88,11 +88,14 @@ class DetectorConfig:
     detect_width: Optional[int] = field(default=None, metadata=_help(
         "shrink wider frames to this before detecting; 0: never; null: the type's default "
         "(yunet 480, others 0)", in_range(0, 8192)))
+    engine: str = field(default="auto", metadata=_help(
+        "yunet: onnxruntime, opencv, or auto (onnxruntime when installed)",
+        one_of("auto", "onnxruntime", "opencv")))
 
     def settings(self):
         """The detector factory's settings."""
         return DetectorSettings(self.type, self.model, self.variant, self.score_threshold,
-                                detect_width=self.detect_width)
+                                detect_width=self.detect_width, engine=self.engine)
 
 
 @dataclass(frozen=True)

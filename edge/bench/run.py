@@ -28,6 +28,7 @@ BACKENDS = {
     "yunet@320": DetectorSettings("yunet", detect_width=320),
     "yunet@480": DetectorSettings("yunet", detect_width=480),
     "yunet@640": DetectorSettings("yunet", detect_width=640),
+    "yunet@480 opencv": DetectorSettings("yunet", detect_width=480, engine="opencv"),
     "res10": DetectorSettings("res10"),
 }
 DEFAULT_BACKEND = next(name for name, s in BACKENDS.items() if s.resolved() == DetectorSettings().resolved())

@@ -29,6 +29,7 @@ class DetectorSettings:
     score_threshold: float = None  # None: the type's default
     iou_threshold: float = 0.3
     detect_width: int = None  # shrink wider frames to this before detection; 0: never; None: default
+    engine: str = "auto"  # yunet: onnxruntime, opencv, or auto (onnxruntime when installed)
 
     def resolved(self):
         """These settings with the type's defaults filled in."""
@@ -72,12 +73,13 @@ def _create(settings, accelerator, device, require_accelerator, num_threads, cac
     if not model:
         raise ConfigError(f"detector type {kind} needs a model file: set detector.model")
     path = resolve(model, cache)
-    if kind in ("yunet", "res10") and num_threads:
-        cv2.setNumThreads(int(num_threads))
     if kind == "yunet":
-        from .yunet import YuNetDetector
+        from .yunet import open_yunet
 
-        return YuNetDetector(path, settings.score_threshold, settings.iou_threshold)
+        return open_yunet(path, settings.engine, settings.score_threshold, settings.iou_threshold,
+                          num_threads)
+    if kind == "res10" and num_threads:
+        cv2.setNumThreads(int(num_threads))
     if kind == "res10":
         from .res10 import Res10Detector
 

@@ -1,12 +1,14 @@
 """Each detector backend on real photos, and the pure decoders on hand-made outputs."""
+import glob
+
 import cv2
 import numpy as np
 import pytest
 
 from edge.detectors import DetectorSettings, DownscaledDetector, create_detector
-from edge.detectors import blazeface, res10, ssd
+from edge.detectors import blazeface, res10, ssd, yunet
 from edge.errors import ConfigError, FetchError, ModelError
-from edge.faces import Face
+from edge.faces import Face, iou
 from tests.conftest import shared_path
 
 FOUR_FACES_CENTRES = [(303, 115), (178, 147), (28, 133), (467, 152)]  # read off the photo
@@ -25,14 +27,63 @@ def detector_or_skip(settings):
 
 @pytest.mark.parametrize("settings", [
     DetectorSettings("blazeface", variant="full"),
-    DetectorSettings("yunet", score_threshold=0.7),
+    DetectorSettings("yunet", score_threshold=0.7, engine="onnxruntime"),
+    DetectorSettings("yunet", score_threshold=0.7, engine="opencv"),
     DetectorSettings("res10"),
-], ids=["blazeface-full", "yunet", "res10"])
+], ids=["blazeface-full", "yunet-onnxruntime", "yunet-opencv", "res10"])
 def test_each_backend_finds_the_four_faces(settings):
     faces = detector_or_skip(settings).detect(four_faces())
     assert len(faces) == 4
     for cx, cy in FOUR_FACES_CENTRES:
         assert any(f.box[0] < cx < f.box[2] and f.box[1] < cy < f.box[3] for f in faces), (cx, cy)
+
+
+def test_yunet_engines_agree_on_real_scenes():
+    """onnxruntime with the numpy decoding finds the boxes OpenCV's own YuNet finds."""
+    settings = {"score_threshold": 0.7, "detect_width": 0}
+    onnx_engine = detector_or_skip(DetectorSettings("yunet", engine="onnxruntime", **settings))
+    opencv_engine = detector_or_skip(DetectorSettings("yunet", engine="opencv", **settings))
+    assert (onnx_engine.engine, opencv_engine.engine) == ("onnxruntime", "opencv")
+    scenes = shared_path("data", "scenes", "images")
+    photos = sorted(glob.glob(f"{scenes}/*.jpg"))[:12]
+    total = 0
+    for photo in photos + [shared_path("data", "images", "four_faces.jpg")]:
+        image = cv2.imread(photo)
+        ours, theirs = onnx_engine.detect(image), opencv_engine.detect(image)
+        assert len(ours) == len(theirs), photo
+        for face in theirs:
+            best = max(ours, key=lambda f: iou(face.box, [f.box])[0])
+            assert iou(face.box, [best.box])[0] > 0.99 and best.score == pytest.approx(face.score, abs=1e-3)
+        total += len(theirs)
+    assert total >= 20
+
+
+def test_yunet_decode_places_a_box_on_its_cell():
+    """One cell of the stride-16 grid of a 64 x 32 input: row 1, column 2."""
+    outputs = {f"{kind}_{s}": np.zeros((1, (64 // s) * (32 // s), width))
+               for s in yunet.STRIDES for kind, width in (("cls", 1), ("obj", 1), ("bbox", 4))}
+    cell = 1 * (64 // 16) + 2
+    outputs["cls_16"][0, cell, 0], outputs["obj_16"][0, cell, 0] = 0.81, 1.0
+    outputs["bbox_16"][0, cell] = [0.5, 0.25, np.log(2.0), 0.0]
+    outputs["cls_8"][0, 0, 0], outputs["obj_8"][0, 0, 0] = 0.25, 0.25  # score 0.25: below
+    boxes, scores = yunet.decode(outputs, 64, 0.5)
+    assert scores.tolist() == pytest.approx([0.9])
+    # centre ((2 + 0.5) * 16, (1 + 0.25) * 16) = (40, 20), size 32 x 16
+    assert boxes.tolist() == [pytest.approx([24, 12, 56, 28])]
+
+
+def test_yunet_input_is_padded_to_multiples_of_32():
+    assert [yunet.padded(n) for n in (1, 32, 33, 270, 480)] == [32, 32, 64, 288, 480]
+
+
+def test_yunet_engine_choice_and_errors(monkeypatch):
+    model = shared_path("models", "face_detection_yunet_2023mar.onnx")
+    with pytest.raises(ConfigError, match="engine 'tpu' is not one of auto, onnxruntime, opencv"):
+        yunet.open_yunet(model, "tpu")
+    monkeypatch.setattr(yunet, "onnxruntime_available", lambda: False)
+    assert yunet.open_yunet(model, "auto").engine == "opencv"
+    with pytest.raises(ConfigError, match="pip install onnxruntime onnx, or set detector.engine: opencv"):
+        yunet.open_yunet(model, "onnxruntime")
 
 
 def test_blazeface_anchor_counts_match_the_models():
