@@ -1,6 +1,7 @@
 """The daemon end to end: real videos, the shipped models, a real mosquitto on loopback, and
 gpiozero's MockFactory for the pins. Each run ends when its video ends."""
 import json
+import signal
 import threading
 import time
 
@@ -148,3 +149,52 @@ def _epoch(iso):
     import datetime
 
     return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
+        broker, tmp_path, factory, monkeypatch):
+    """A required Edge TPU that disappears mid-run ends the service (systemd restarts it), but
+    first the lights and buzzer go off and the broker hears `offline`."""
+    from edge import daemon as daemon_module
+    from edge.errors import AcceleratorError
+
+    real_build = daemon_module.build_pipeline
+
+    class FailingPipeline:
+        def __init__(self, pipeline):
+            self.pipeline, self.calls = pipeline, 0
+            self.classifier = pipeline.classifier
+
+        def analyze(self, image):
+            self.calls += 1
+            if self.calls > 40:
+                raise AcceleratorError("the Edge TPU at usb:0 stopped answering")
+            return self.pipeline.analyze(image)
+
+    monkeypatch.setattr(daemon_module, "build_pipeline", lambda c: FailingPipeline(real_build(c)))
+    config_file = tmp_path / "maskdet.yaml"
+    video = shared_path("data", "videos", "one_unmasked.mp4")
+    config_file.write_text(f"""
+device_id: pi-test
+cameras:
+  - name: door
+    source: {{type: opencv, url: {video}, fps: 25, realtime: true}}
+gpio:
+  green: {{pin: {GREEN}}}
+  red: {{pin: {RED}}}
+  buzzer: {{pin: {BUZZER}, on_s: 0.05, off_s: 0.05, beeps: 2}}
+mqtt: {{host: {broker.host}, port: {broker.port}, outbox_path: {tmp_path / 'outbox.db'}}}
+""")
+    sub = Subscriber(broker, "maskdet/#")
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        with pytest.raises(AcceleratorError, match="stopped answering"):
+            daemon_module.run_service(str(config_file), pin_factory=factory)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    got = sub.wait_for(lambda m: m and m[-1][1] == "offline")
+    assert any(s.state for s in factory.pin(RED).states + factory.pin(GREEN).states)  # it did run
+    assert not any(factory.pin(p).state for p in (GREEN, RED, BUZZER))
+    assert got[-1][0].endswith("/availability")
+    sub.close()
