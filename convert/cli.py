@@ -115,8 +115,7 @@ def cmd_publish(args):
     from .publish import publish
 
     baseline = None if args.no_baseline else _baseline_reports(args)
-    meta = publish(args.runs, args.out, args.name, baseline,
-                   args.real_world or defaults.real_world_annotations())
+    meta = publish(args.runs, args.out, args.name, baseline)
     print(json.dumps({"chosen_size": meta["input"]["size"], "reason": meta["selection"]["reason"]}))
 
 

@@ -49,7 +49,7 @@ KIND_NAMES = {"with_mask": "masks worn correctly (mask)", "without_mask": "bare 
 
 
 def _by_kind(meta):
-    kinds = meta.get("real_world_by_kind")
+    kinds = meta["metrics"].get("int8_correct_by_kind", {}).get("real-world scenes")
     if not kinds:
         return ""
     rows = ", ".join(f"{KIND_NAMES.get(k, k)} {c} of {n} right" for k, (c, n) in kinds.items())

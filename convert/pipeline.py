@@ -47,4 +47,4 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
         report = check_model(os.path.join(run_dir, meta["files"]["int8"]))
         log.info("\n%s", format_report(report))
         runs.append(run_dir)
-    return publish(runs, out_dir, name, baseline_reports, defaults.real_world_annotations())
+    return publish(runs, out_dir, name, baseline_reports)

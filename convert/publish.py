@@ -58,17 +58,7 @@ def choose(candidates):
     return chosen, reason
 
 
-def real_world_by_kind(model_path, threshold, annotations):
-    """Correct / total per annotation label on the real-world faces, for the model card."""
-    from .evaluation_sets import real_world_set
-    from .metrics import correct_by_kind
-    from .scorers import tflite_scorer
-
-    faces = real_world_set(annotations)
-    return correct_by_kind(faces.kinds, faces.labels, tflite_scorer(model_path)(faces.images), threshold)
-
-
-def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, real_world=None):
+def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
     """Copy the chosen run's int8 model and metadata to `out_dir` and write MODEL_CARD.md.
     Runs whose int8 model failed the quantization quality gate are not candidates."""
     candidates = []
@@ -92,8 +82,6 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, real_world
          "size_bytes": c["meta"]["size_bytes"]} for c in candidates]}
     if baseline:
         meta["baseline"] = baseline
-    if real_world:
-        meta["real_world_by_kind"] = real_world_by_kind(chosen["model_path"], meta["threshold"], real_world)
     shutil.copyfile(chosen["model_path"], os.path.join(out_dir, meta["files"]["int8"]))
     with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=1)

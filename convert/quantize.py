@@ -15,7 +15,7 @@ from edge.errors import QualityGateError
 from edge.model_meta import sha256_of
 from edge.preprocess import DEFAULT_MARGIN, PIXEL_MEAN, PIXEL_STD, normalize, resize_square
 
-from . import dataset, evaluate
+from . import dataset, evaluate, metrics
 from .evaluation_sets import read_split
 from .progress import progress
 from .scorers import tflite_scorer
@@ -99,12 +99,15 @@ def _compare(float_path, int8_path, sets):
     int8_scores = evaluate.score_sets(tflite_scorer(int8_path), sets)
     float_reports = evaluate.evaluate_scores(sets, float_scores)
     int8_reports = evaluate.evaluate_scores(sets, int8_scores)
-    agree = {}
+    agree, by_kind = {}, {}
     for s in sets:
         fl = (float_scores[s.name] >= float_reports[s.name]["threshold"]).astype(int)
         il = (int8_scores[s.name] >= int8_reports[s.name]["threshold"]).astype(int)
         agree[s.name] = agreement(fl, il, float_scores[s.name], int8_scores[s.name], s.names)
-    return float_reports, int8_reports, agree
+        if s.kinds:
+            by_kind[s.name] = metrics.correct_by_kind(s.kinds, s.labels, int8_scores[s.name],
+                                                      int8_reports[s.name]["threshold"])
+    return float_reports, int8_reports, agree, by_kind
 
 
 def quality_gate(float_reports, int8_reports, max_loss=MAX_BALANCED_ACCURACY_LOSS):
@@ -137,7 +140,7 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         handle.write(convert_float(model))
     with open(int8_path, "wb") as handle:
         handle.write(convert_int8(model, representative_images(run_dir, size, calibration_count)))
-    float_reports, int8_reports, agree = _compare(float_path, int8_path, sets)
+    float_reports, int8_reports, agree, by_kind = _compare(float_path, int8_path, sets)
     for tag, reports in (("float", float_reports), ("int8", int8_reports)):
         log.info("\n%s", evaluate.summary_line(tag, reports))
         evaluate.write_report(reports, os.path.join(run_dir, f"eval_{tag}.json"))
@@ -158,7 +161,8 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         "threshold": int8_reports["validation"]["threshold"],
         "metrics": {"int8": evaluate.strip_curves(int8_reports),
                     "float": evaluate.strip_curves(float_reports),
-                    "int8_float_agreement": agree},
+                    "int8_float_agreement": agree,
+                    "int8_correct_by_kind": by_kind},
         "data": {"fingerprint": train_summary["data_fingerprint"], "roots": train_summary["roots"],
                  "counts": train_summary["counts"], "seed": train_summary["seed"],
                  "val_fraction": train_summary["val_fraction"]},

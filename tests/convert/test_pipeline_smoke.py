@@ -27,8 +27,11 @@ def test_pipeline_publishes_a_model_its_metadata_and_card(smoke):
     assert {c["size"] for c in meta["selection"]["candidates"]} == {96, 80}
     assert meta["data"]["counts"]["train"]["mask"] > 0
     assert 0 < meta["threshold"] < 1
+    by_kind = meta["metrics"]["int8_correct_by_kind"]["real-world scenes"]
+    assert sum(total for _, total in by_kind.values()) == meta["metrics"]["int8"]["real-world scenes"]["n"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "Choice of input size" in card and "Known limits" in card
+    assert "Real-world faces by their annotation" in card
     for plot in ("training_curves.png", "curves_int8.png", "confusion_int8_validation.png"):
         assert (out / "card" / plot).stat().st_size > 1000
 
