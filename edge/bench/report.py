@@ -120,6 +120,8 @@ masks worn correctly or not. "Unmatched detections" are detections that match no
 false detections, but also the unannotated faces of these photos (the Kaggle set leaves many
 background faces unlabelled), so read them as an upper bound. `scenes` = `data/scenes`
 (crowd and street shots, small faces); `macwin` = `data/scenes_more/macwin` (larger faces).
+`yunet@W` shrinks frames to W pixels wide first; YuNet runs on onnxruntime except in the rows
+marked `opencv` (OpenCV's `FaceDetectorYN`: the same network and decoding, the same boxes).
 
 {recall_table(results.get('recall', {}))}
 
@@ -131,9 +133,10 @@ Faces of at least 48 px; a face counts as found at IoU >= 0.3, and its label is 
 
 ## Latency per stage
 The `tflite_runtime` rows come from a second virtual environment with tflite-runtime 2.14,
-numpy<2 and opencv-python-headless 4.11, as a 32-bit Raspberry Pi OS would have
+numpy<2 and opencv-python-headless 4.11, as Python 3.9 or a 32-bit Raspberry Pi OS would have
 (`PYTHONPATH=. <venv>/bin/python -m edge.cli bench --runtimes tflite_runtime --backends ...`);
-its int8 kernels on x86 are many times slower than XNNPACK's in `ai_edge_litert`.
+its int8 kernels on x86 are many times slower than XNNPACK's in `ai_edge_litert`. A 32-bit
+Raspberry Pi OS has no onnxruntime either: its YuNet is the `opencv` row.
 Median (p90) milliseconds per frame. `720p one face` = the first {results.get('per_video_frames')} frames
 of `one_unmasked.mp4` (1280x720); `all images and videos` adds the two test photos and the first
 {results.get('per_video_frames')} frames of each shared video. Decode = JPEG or H.264 decoding of the frame.
