@@ -1,5 +1,7 @@
 """MODEL_CARD.md: the shipped classifier's numbers, plots, data and limits, from its metadata."""
 
+# Runs made before `train` recorded how deep phase two went fine-tuned blocks 13-16.
+OLD_FIRST_TUNED_BLOCK = 13
 DATA_SOURCES = [
     ("`data/faces/` (with_mask, without_mask)", "chandrikadeb7/Face-Mask-Detection", "MIT", "training / validation"),
     ("`data/faces_wild/rmfd/with_mask/`", "X-zhangyang/Real-World-Masked-Face-Dataset (RMFD part 1)", "\"public\" (NERCMS, Wuhan University)", "training / validation"),
@@ -70,11 +72,12 @@ def _metrics_table(meta):
 
 
 def _selection_table(meta):
-    rows = ["| input | validation balanced acc. (int8) | real-world balanced acc. (int8) | CPU int8 latency, 1 thread (median / p90) | file size |",
-            "| --- | --- | --- | --- | --- |"]
+    rows = ["| input | fine-tuned blocks | validation balanced acc. (int8) | real-world balanced acc. (int8) | CPU int8 latency, 1 thread (median / p90) | file size |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for c in sorted(meta["selection"]["candidates"], key=lambda c: -c["size"]):
         lat = c["latency_cpu_int8"]
-        rows.append(f"| {c['size']}x{c['size']} | {_pct(c['validation_balanced_accuracy'])} | "
+        blocks = f"{c.get('first_tuned_block', OLD_FIRST_TUNED_BLOCK)}-16"
+        rows.append(f"| {c['size']}x{c['size']} | {blocks} | {_pct(c['validation_balanced_accuracy'])} | "
                     f"{_pct(c['real_world_balanced_accuracy'])} | {lat['median_ms']:.2f} / "
                     f"{lat['p90_ms']:.2f} ms ({lat['runtime']}) | {c['size_bytes'] / 1e6:.2f} MB |")
     return "\n".join(rows)
@@ -102,6 +105,11 @@ def _baseline_section(meta):
     return "\n".join(rows) + "\n"
 
 
+def _phases(meta):
+    first = meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)
+    return f"the head, then blocks {first}-16"
+
+
 def render_model_card(meta):
     """The model card as Markdown text."""
     q_in, q_out = meta["input"]["quantization"], meta["output"]["quantization"]
@@ -111,7 +119,7 @@ def render_model_card(meta):
     size = meta["input"]["size"]
     return f"""# Model card: `{meta['files']['int8']}`
 
-A MobileNetV2 1.0 face-mask classifier (ImageNet initialisation, two-phase fine-tuning), fully
+A MobileNetV2 1.0 face-mask classifier (ImageNet initialisation, two-phase fine-tuning: {_phases(meta)}), fully
 int8-quantized for the CPU and the Coral Edge TPU. Made by the conversion (`maskdet-convert
 pipeline`, or its steps one by one with the same settings); every number below was measured by
 that run, and `{meta['name']}.json` holds them all.

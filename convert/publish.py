@@ -14,7 +14,7 @@ import shutil
 from edge.errors import QualityGateError
 
 from .latency import measure_latency
-from .model_card import write_model_card
+from .model_card import OLD_FIRST_TUNED_BLOCK, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,9 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
          "validation_balanced_accuracy": c["meta"]["metrics"]["int8"]["validation"]["balanced_accuracy"],
          "real_world_balanced_accuracy": c["meta"]["metrics"]["int8"]["real-world scenes"]["balanced_accuracy"],
          "latency_cpu_int8": c["meta"]["latency_cpu_int8"],
-         "size_bytes": c["meta"]["size_bytes"]} for c in candidates]}
+         "size_bytes": c["meta"]["size_bytes"],
+         "first_tuned_block": c["meta"]["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
+        for c in candidates]}
     if baseline:
         meta["baseline"] = baseline
     shutil.copyfile(chosen["model_path"], os.path.join(out_dir, meta["files"]["int8"]))
