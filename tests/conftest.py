@@ -72,8 +72,12 @@ class Subscriber:
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=1)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: subscribed.set()
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
+        # Only once the broker has acknowledged the subscription is anything sure to arrive.
+        assert subscribed.wait(10), f"no SUBACK from the broker on port {broker.port}"
 
     def _on_message(self, client, userdata, message):
         with self._cond:

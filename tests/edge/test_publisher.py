@@ -8,7 +8,7 @@ from edge import payloads
 from edge.config import HomeAssistantConfig, MqttConfig
 from edge.outbox import Outbox
 from edge.publisher import Publisher, read_password
-from tests.conftest import Subscriber
+from tests.conftest import Broker, Subscriber
 
 
 def mqtt_config(broker, **kw):
@@ -60,7 +60,11 @@ def test_retained_state_and_availability_greet_a_late_subscriber(broker, tmp_pat
     pub.close()
 
 
-def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_returns(broker, tmp_path):
+def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_returns(tmp_path):
+    # A broker with persistence and a subscriber with a persistent session, subscribed before
+    # the outage: whichever of the two reconnects first, the broker queues for the subscriber.
+    broker = Broker(tmp_path, persistence=True).start()
+    sub = Subscriber(broker, "maskdet/+/+/event", client_id="monitor")
     outbox = Outbox(tmp_path / "o.db")
     pub = Publisher(mqtt_config(broker), "pi-test", outbox, ["door"])
     pub.start()
@@ -70,11 +74,11 @@ def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_retu
         pub.publish_event("door", make_event(outbox))
     assert outbox.depth == 5
     broker.start()
-    sub = Subscriber(broker, "maskdet/+/+/event")
     got = sub.wait_for(lambda m: len(events(m)) >= 5, timeout=30)
     assert [e["seq"] for e in events(got)][:5] == [1, 2, 3, 4, 5]
     sub.close()
     pub.close()
+    broker.stop()
 
 
 def test_the_outbox_survives_a_restart_of_the_daemon(broker, tmp_path):
