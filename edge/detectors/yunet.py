@@ -59,36 +59,18 @@ class OnnxRuntimeYuNet:
     engine = "onnxruntime"
 
     def __init__(self, model_path, score_threshold=0.6, iou_threshold=0.3, num_threads=None):
-        import onnx
+        import onnxruntime
 
-        self._model = onnx.load(str(model_path))
-        self._input_name = self._model.graph.input[0].name
-        self._num_threads = num_threads
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        self._session, self._session_size = None, None
-
-    def _session_for(self, pad_width, pad_height):
-        """An inference session for this padded input size (rebuilt only when the size changes):
-        the ONNX file declares 640 x 640, so the input's size is set and the stale shapes the
-        file records for the outputs and intermediate tensors are dropped."""
-        if self._session_size != (pad_width, pad_height):
-            import onnxruntime
-
-            dims = self._model.graph.input[0].type.tensor_type.shape.dim
-            dims[2].dim_value, dims[3].dim_value = pad_height, pad_width
-            for output in self._model.graph.output:
-                output.type.tensor_type.ClearField("shape")
-            del self._model.graph.value_info[:]
-            options = onnxruntime.SessionOptions()
-            if self._num_threads:
-                options.intra_op_num_threads = int(self._num_threads)
-                options.inter_op_num_threads = 1
-            self._session = onnxruntime.InferenceSession(
-                self._model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            self._output_names = [o.name for o in self._session.get_outputs()]
-            self._session_size = (pad_width, pad_height)
-        return self._session
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = int(num_threads)
+            options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(any_size_model(model_path), options,
+                                                     providers=["CPUExecutionProvider"])
+        self._input_name = self._session.get_inputs()[0].name
+        self._output_names = [o.name for o in self._session.get_outputs()]
 
     def detect(self, frame_bgr):
         """Faces in a BGR frame, boxes in frame pixels."""
@@ -96,11 +78,27 @@ class OnnxRuntimeYuNet:
         pad_width, pad_height = padded(width), padded(height)
         blob = np.zeros((1, 3, pad_height, pad_width), np.float32)
         blob[0, :, :height, :width] = frame_bgr.transpose(2, 0, 1)
-        session = self._session_for(pad_width, pad_height)
-        outputs = dict(zip(self._output_names, session.run(None, {self._input_name: blob})))
+        outputs = dict(zip(self._output_names, self._session.run(None, {self._input_name: blob})))
         boxes, scores = decode(outputs, pad_width, self.score_threshold)
         keep = nms(boxes, scores, self.iou_threshold)[:TOP_K]
         return to_faces(boxes[keep], scores[keep], width, height)
+
+
+def any_size_model(model_path):
+    """The YuNet ONNX file as bytes whose input takes any height and width.
+
+    The file declares a 640 x 640 input, but its graph has no fixed size in it (reshapes to -1,
+    resizes by scale), so the two dimensions are made symbolic and the stale shapes it records for
+    outputs and intermediate tensors are dropped: one session serves every frame size."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    del model.graph.value_info[:]
+    return model.SerializeToString()
 
 
 class OpenCVYuNet:
