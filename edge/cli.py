@@ -136,7 +136,8 @@ def cmd_bench(args):
 
     os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
     results = run_bench(args.classifier, args.json_out, args.markdown, args.frames,
-                        args.backends, args.runtimes, args.daemon_minutes, not args.skip_core)
+                        args.backends, args.runtimes, args.daemon_minutes, not args.skip_core,
+                        args.rounds)
     if "latency" in results:
         print(latency_table(results["latency"]))
         print(targets(results))
@@ -213,6 +214,8 @@ def build_parser():
     p.add_argument("--classifier", default=default_classifier())
     p.add_argument("--frames", type=int, default=60, help="frames taken from each video")
     p.add_argument("--backends", nargs="*", help="detector backends (default: all)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="timing rounds, interleaved; the fastest of each is kept (default 3)")
     p.add_argument("--runtimes", nargs="*", help="TFLite runtimes (default: all installed)")
     p.add_argument("--daemon-minutes", type=float, default=0,
                    help="also run the daemon on the looped videos this long (fps, latency, memory)")

@@ -68,6 +68,11 @@ def targets(results):
     return "\n".join(lines) or "- (no measurement of the default backend)"
 
 
+def rounds(results):
+    """How many timing rounds the latency rows were measured in (1 for older results)."""
+    return max((r.get("rounds", 1) for r in results.get("latency", {}).values()), default=1)
+
+
 def quality_table(quality):
     """Detect + classify on data/scenes, faces of at least 48 px."""
     rows = ["| detector | recall masked | recall unmasked | label accuracy masked | label accuracy unmasked | balanced accuracy |",
@@ -137,7 +142,9 @@ numpy<2 and opencv-python-headless 4.11, as Python 3.9 or a 32-bit Raspberry Pi 
 (`PYTHONPATH=. <venv>/bin/python -m edge.cli bench --runtimes tflite_runtime --backends ...`);
 its int8 kernels on x86 are many times slower than XNNPACK's in `ai_edge_litert`. A 32-bit
 Raspberry Pi OS has no onnxruntime either: its YuNet is the `opencv` row.
-Median (p90) milliseconds per frame. `720p one face` = the first {results.get('per_video_frames')} frames
+Median (p90) milliseconds per frame, from the fastest of {rounds(results)} interleaved rounds (this shared
+virtual machine's speed drifts by tens of percent within minutes; the seeds' approach is timed the
+same way). `720p one face` = the first {results.get('per_video_frames')} frames
 of `one_unmasked.mp4` (1280x720); `all images and videos` adds the two test photos and the first
 {results.get('per_video_frames')} frames of each shared video. Decode = JPEG or H.264 decoding of the frame.
 

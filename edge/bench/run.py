@@ -57,7 +57,7 @@ def detector_recall(backends):
 
 
 def latency(backends, classifier_meta, frames_by_set, runtimes):
-    """Stage timings for each backend x runtime x frame set."""
+    """Stage timings for each backend x runtime x frame set (one round)."""
     results = {}
     for runtime in runtimes:
         for name, settings in backends.items():
@@ -66,6 +66,21 @@ def latency(backends, classifier_meta, frames_by_set, runtimes):
                 log.info("latency: %s on %s, %s", name, runtime, set_name)
                 results[f"{name} / {runtime} / {set_name}"] = measure_pipeline(pipeline, frames)
     return results
+
+
+def fastest_rounds(rounds):
+    """Per key, the round with the lowest median total, and how many rounds there were.
+
+    This machine's speed drifts by tens of percent within minutes (a shared virtual machine: the
+    same YuNet step measured 6.2 and 8.6 ms in one run), and drift only ever adds time, so every
+    measurement is repeated in interleaved rounds and its fastest round kept, ours and the
+    seeds' alike."""
+    best = {}
+    for results in rounds:
+        for key, row in (results or {}).items():
+            if key not in best or row["stages_ms"]["total"]["median"] < best[key]["stages_ms"]["total"]["median"]:
+                best[key] = dict(row, rounds=len(rounds))
+    return best
 
 
 def scene_quality(backends, classifier_meta, runtime):
@@ -92,26 +107,32 @@ def seeds(frames):
             return json.load(handle)
 
 
-def run_core(classifier_meta, per_video, backends, runtimes):
-    """Detector recall, scene quality, per-stage latency and the seeds' approach."""
+def run_core(classifier_meta, per_video, backends, runtimes, rounds=3):
+    """Detector recall, scene quality, per-stage latency and the seeds' approach; the timings in
+    `rounds` interleaved rounds (see `fastest_rounds`)."""
     hd_frames = load_frames([], [shared_path("data", "videos", "one_unmasked.mp4")], per_video)
     all_frames = load_frames([shared_path("data", "images", i) for i in IMAGES],
                              [shared_path("data", "videos", v) for v in VIDEOS], per_video)
-    results = {
+    latency_rounds, seeds_rounds = [], []
+    for number in range(rounds):
+        log.info("latency round %d of %d", number + 1, rounds)
+        latency_rounds.append(latency(backends, classifier_meta, {
+            "720p one face": hd_frames, "all images and videos": all_frames}, runtimes))
+        seeds_row = seeds(hd_frames)
+        seeds_rounds.append({"720p one face": seeds_row} if seeds_row else {})
+    return {
         "recall": detector_recall(backends),
-        "latency": latency(backends, classifier_meta, {"720p one face": hd_frames,
-                                                       "all images and videos": all_frames}, runtimes),
-        "seeds": {k: v for k, v in {"720p one face": seeds(hd_frames)}.items() if v},
+        "latency": fastest_rounds(latency_rounds),
+        "seeds": fastest_rounds(seeds_rounds),
         "scene_quality": scene_quality(backends, classifier_meta, runtimes[0]),
         "classifier": classifier_meta,
         "default_backend": DEFAULT_BACKEND,
         "per_video_frames": per_video,
     }
-    return results
 
 
 def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=None, runtimes=None,
-              daemon_minutes=0, core=True):
+              daemon_minutes=0, core=True, rounds=3):
     """Run the measurements asked for, merge them into the JSON results (earlier parts are kept)
     and write BENCHMARKS.md from the whole."""
     from .daemon_run import run_daemon_bench
@@ -123,7 +144,7 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
             results = json.load(handle)
     if core:
         backends = {k: BACKENDS[k] for k in (backends or BACKENDS)}
-        fresh = run_core(classifier_meta, per_video, backends, runtimes or available_runtimes())
+        fresh = run_core(classifier_meta, per_video, backends, runtimes or available_runtimes(), rounds)
         for key, value in fresh.items():  # tables merge row by row: runs per runtime add up
             if isinstance(value, dict) and isinstance(results.get(key), dict):
                 results[key].update(value)
