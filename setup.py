@@ -6,7 +6,7 @@ from setuptools import find_packages, setup
 # hence numpy<2 on exactly those platforms.
 _LITERT = 'python_version >= "3.10" and platform_machine in "x86_64 aarch64 AMD64"'
 _TFLITE_RUNTIME = 'python_version < "3.10" or platform_machine not in "x86_64 aarch64 AMD64"'
-# onnxruntime runs the YuNet face detector about 2.5 times faster than OpenCV's DNN module; it
+# onnxruntime runs the YuNet face detector about twice as fast as OpenCV's DNN module; it
 # has wheels for 64-bit x86 and ARM only (elsewhere YuNet runs on OpenCV). onnx sets the input
 # size of the YuNet file, which declares 640 x 640.
 _ONNXRUNTIME = 'platform_machine in "x86_64 aarch64 AMD64"'

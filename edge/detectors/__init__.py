@@ -73,13 +73,13 @@ def _create(settings, accelerator, device, require_accelerator, num_threads, cac
     if not model:
         raise ConfigError(f"detector type {kind} needs a model file: set detector.model")
     path = resolve(model, cache)
+    if kind in ("yunet", "res10") and num_threads:  # OpenCV's DNN module and its resizing
+        cv2.setNumThreads(int(num_threads))
     if kind == "yunet":
         from .yunet import open_yunet
 
         return open_yunet(path, settings.engine, settings.score_threshold, settings.iou_threshold,
                           num_threads)
-    if kind == "res10" and num_threads:
-        cv2.setNumThreads(int(num_threads))
     if kind == "res10":
         from .res10 import Res10Detector
 

@@ -3,7 +3,7 @@
 Both engines feed the frame the same way (BGR pixels 0-255, padded right and bottom to a multiple
 of 32) and decode the same way (OpenCV's face_detect.cpp): score = sqrt(cls * obj), box centre
 = (cell + offset) * stride, box size = exp(log size) * stride, then greedy NMS. onnxruntime runs
-the network about 2.5 times faster than OpenCV's DNN module on one core (BENCHMARKS.md).
+the network about twice as fast as OpenCV's DNN module on one core (BENCHMARKS.md).
 """
 import importlib.util
 import logging
@@ -143,8 +143,6 @@ def open_yunet(model_path, engine="auto", score_threshold=0.6, iou_threshold=0.3
                               "pip install onnxruntime onnx, or set detector.engine: opencv")
         detector = OnnxRuntimeYuNet(model_path, score_threshold, iou_threshold, num_threads)
     else:
-        if num_threads:
-            cv2.setNumThreads(int(num_threads))
         detector = OpenCVYuNet(model_path, score_threshold, iou_threshold)
     log.info("YuNet face detector on %s: %s", engine, model_path)
     return detector
