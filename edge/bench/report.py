@@ -113,7 +113,8 @@ def render_markdown(results):
     return f"""# Benchmarks
 
 Made by `maskdet bench` on {datetime.date.today().isoformat()}: {machine()}. Every pipeline runs on
-**one thread** (TFLite `num_threads=1`, `cv2.setNumThreads(1)`, TensorFlow intra/inter-op 1).
+**one thread** (TFLite `num_threads=1`, `cv2.setNumThreads(1)`, onnxruntime and TensorFlow
+intra/inter-op 1).
 Raw numbers: `benchmarks/results.json`. Classifier: `{os.path.relpath(results.get('classifier') or 'models')}`.
 
 ## Targets
