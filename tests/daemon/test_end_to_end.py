@@ -19,8 +19,8 @@ from tests.conftest import Subscriber, shared_path  # noqa: E402
 GREEN, RED, BUZZER = 17, 27, 22
 
 
-def config_for(video, broker, tmp_path, **mqtt):
-    text = f"""
+def config_text(video, broker, tmp_path):
+    return f"""
 device_id: pi-test
 cameras:
   - name: door
@@ -37,7 +37,10 @@ mqtt:
   outbox_path: {tmp_path / 'outbox.db'}
   stats_interval_s: 1
 """
-    return load_yaml(Config, text, "test.yaml")
+
+
+def config_for(video, broker, tmp_path):
+    return load_yaml(Config, config_text(video, broker, tmp_path), "test.yaml")
 
 
 @pytest.fixture
@@ -173,18 +176,7 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
 
     monkeypatch.setattr(daemon_module, "build_pipeline", lambda c: FailingPipeline(real_build(c)))
     config_file = tmp_path / "maskdet.yaml"
-    video = shared_path("data", "videos", "one_unmasked.mp4")
-    config_file.write_text(f"""
-device_id: pi-test
-cameras:
-  - name: door
-    source: {{type: opencv, url: {video}, fps: 25, realtime: true}}
-gpio:
-  green: {{pin: {GREEN}}}
-  red: {{pin: {RED}}}
-  buzzer: {{pin: {BUZZER}, on_s: 0.05, off_s: 0.05, beeps: 2}}
-mqtt: {{host: {broker.host}, port: {broker.port}, outbox_path: {tmp_path / 'outbox.db'}}}
-""")
+    config_file.write_text(config_text(shared_path("data", "videos", "one_unmasked.mp4"), broker, tmp_path))
     sub = Subscriber(broker, "maskdet/#")
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
