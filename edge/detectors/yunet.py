@@ -11,7 +11,7 @@ import logging
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..faces import nms, to_faces
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,18 @@ class OnnxRuntimeYuNet:
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
             options.inter_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(any_size_model(model_path), options,
-                                                     providers=["CPUExecutionProvider"])
+        try:
+            self._session = onnxruntime.InferenceSession(any_size_model(model_path), options,
+                                                         providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnx and onnxruntime raise their own types for bad files
+            raise ModelError(f"{model_path} cannot be opened as an ONNX model: {exc}") from exc
         self._input_name = self._session.get_inputs()[0].name
         self._output_names = [o.name for o in self._session.get_outputs()]
+        expected = {f"{kind}_{stride}" for kind in ("cls", "obj", "bbox") for stride in STRIDES}
+        if not expected <= set(self._output_names):
+            raise ModelError(f"{model_path} is not a YuNet 2023 model: its outputs are "
+                             f"{sorted(self._output_names)}, not cls/obj/bbox at strides 8, 16, 32; "
+                             "use face_detection_yunet_2023mar.onnx or set detector.engine: opencv")
 
     def detect(self, frame_bgr):
         """Faces in a BGR frame, boxes in frame pixels."""

@@ -76,6 +76,25 @@ def test_yunet_input_is_padded_to_multiples_of_32():
     assert [yunet.padded(n) for n in (1, 32, 33, 270, 480)] == [32, 32, 64, 288, 480]
 
 
+def test_yunet_on_onnxruntime_refuses_an_onnx_file_of_another_shape(tmp_path):
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["scores"])], "other",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3, 32, 32])])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)]),
+              str(path))
+    with pytest.raises(ModelError, match="other.onnx is not a YuNet 2023 model"):
+        yunet.OnnxRuntimeYuNet(path)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="garbage.onnx cannot be opened as an ONNX model"):
+        yunet.OnnxRuntimeYuNet(garbage)
+
+
 def test_yunet_engine_choice_and_errors(monkeypatch):
     model = shared_path("models", "face_detection_yunet_2023mar.onnx")
     with pytest.raises(ConfigError, match="engine 'tpu' is not one of auto, onnxruntime, opencv"):
