@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import platform
-import sys
 
 import numpy as np
 

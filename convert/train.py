@@ -27,21 +27,23 @@ def _verbosity():
     return 1 if sys.stdout.isatty() else 2
 
 
-def _features(lower, images, batch_size=64, desc="features"):
-    """Lower-backbone features (float16) of uint8 images, in batches, with a progress bar."""
+def _batched(model, inputs, batch_size, desc, prepare=lambda batch: batch, dtype=np.float32):
+    """`model`'s outputs over `inputs` in batches (inference mode), with a progress bar."""
     chunks = []
-    for start in progress(range(0, len(images), batch_size), desc=desc):
-        batch = normalize(images[start:start + batch_size])
-        chunks.append(lower(batch, training=False).numpy().astype(np.float16))
+    for start in progress(range(0, len(inputs), batch_size), desc=desc):
+        batch = prepare(inputs[start:start + batch_size])
+        chunks.append(model(batch, training=False).numpy().astype(dtype))
     return np.concatenate(chunks)
 
 
-def _pooled(pooled_model, features, batch_size=128, desc="pooled"):
+def _features(lower, images, desc="features"):
+    """Lower-backbone features (float16, to halve the cache) of uint8 images."""
+    return _batched(lower, images, 64, desc, prepare=normalize, dtype=np.float16)
+
+
+def _pooled(pooled_model, features, desc="pooled"):
     """The frozen upper backbone's pooled output (float32) for cached lower features."""
-    chunks = []
-    for start in progress(range(0, len(features), batch_size), desc=desc):
-        chunks.append(pooled_model(features[start:start + batch_size], training=False).numpy())
-    return np.concatenate(chunks)
+    return _batched(pooled_model, features, 128, desc)
 
 
 # Masks worn below the nose are the no-mask faces most like masked ones and the rarest kind:

@@ -1,11 +1,8 @@
 """What one camera knows between frames: its tracker, per-track decisions, its alert and counts."""
-import logging
 from dataclasses import dataclass, field
 
 from .decision import TrackDecision, update_decision
 from .tracker import Tracker
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,8 @@ class CameraState:
         if unmasked:
             self.last_unmasked_at = now
             self.alert = True
-        elif self.alert and now - self.last_unmasked_at >= self.alert_clear_s:
-            self.alert = False
+        else:
+            self.tick(now)
 
     def tick(self, now):
         """Let the alert clear on time even when no frame arrives."""

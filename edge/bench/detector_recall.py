@@ -60,13 +60,3 @@ def evaluate_detector(detector, annotations_path, read_image):
             "unmatched_detections": unmatched,
             "latency_ms": {"median": float(np.median(times)), "p90": float(np.percentile(times, 90))}}
 
-
-def recall_at_least(result, group, min_side):
-    """Recall over the given group's faces in size bins starting at or above `min_side`."""
-    found = faces = 0
-    for lo, hi in SIZE_BINS:
-        if lo >= min_side:
-            row = result["recall"].get(f"{group} {bin_name(lo, hi)}")
-            if row:
-                found, faces = found + row["found"], faces + row["faces"]
-    return found / faces if faces else float("nan")

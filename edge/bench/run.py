@@ -14,7 +14,7 @@ from ..cli import read_image
 from ..detectors import DetectorSettings, create_detector
 from ..paths import shared_path
 from ..runtime import RUNTIME_MODULES
-from .detector_recall import evaluate_detector, recall_at_least
+from .detector_recall import evaluate_detector
 from .frames import load_frames
 from .latency import build_pipeline, measure_pipeline
 from .scene_quality import evaluate_pipeline

@@ -1,7 +1,6 @@
 """CI's smoke run of the conversion: train, quantize, check-edgetpu, publish and evaluate, end to
 end on a few images and steps (the full training is a documented command, see README.md)."""
 import json
-import os
 
 import pytest
 

@@ -132,7 +132,7 @@ def test_events_made_while_the_broker_is_down_all_arrive_once_it_is_back(tmp_pat
         broker.start()
 
     config = config_for(shared_path("data", "videos", "one_unmasked.mp4"), broker, tmp_path)
-    daemon = run_daemon(config, factory, during=take_broker_down)
+    run_daemon(config, factory, during=take_broker_down)
     from edge.outbox import Outbox
 
     box = Outbox(tmp_path / "outbox.db")

@@ -4,7 +4,6 @@ import os
 import shutil
 
 import cv2
-import pytest
 
 from tests.conftest import REPO_ROOT, run_cli, shared_path
 

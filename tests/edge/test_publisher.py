@@ -2,7 +2,6 @@
 import json
 
 import jsonschema
-import pytest
 
 from edge import payloads
 from edge.config import HomeAssistantConfig, MqttConfig
