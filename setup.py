@@ -20,7 +20,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["edge", "edge.*", "convert", "convert.*"]),
-    package_data={"edge": ["schemas/*.json"]},
+    package_data={"edge": ["service/schemas/*.json", "inference/schemas/*.json"]},
     install_requires=[
         f"ai-edge-litert>=2.3; {_LITERT}",
         f"tflite-runtime==2.14.0; {_TFLITE_RUNTIME}",

@@ -2,7 +2,7 @@
 rebuilt in Keras 3 and loaded by layer name from its HDF5 file."""
 import numpy as np
 
-from edge.preprocess import normalize
+from edge.inference.preprocess import normalize
 
 from .evaluation_sets import batches_at
 from .weights import copy_weights_by_name

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from edge.errors import DataError
-from edge.preprocess import resize_square
+from edge.inference.preprocess import resize_square
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.errors import DataError
-from edge.preprocess import DEFAULT_MARGIN, resize_square
+from edge.inference.preprocess import DEFAULT_MARGIN, resize_square
 
 from . import dataset
 from .scene_faces import iter_scene_faces

@@ -3,8 +3,8 @@ import time
 
 import numpy as np
 
-from edge import tensors
-from edge.runtime import find_runtime, open_interpreter
+from edge.inference import tensors
+from edge.inference.runtime import find_runtime, open_interpreter
 
 
 def measure_latency(model_path, threads=1, warmup=5, runs=50, seed=0):

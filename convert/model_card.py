@@ -125,7 +125,7 @@ pipeline`, or its steps one by one with the same settings); every number below w
 that run, and `{meta['name']}.json` holds them all.
 
 - Input: `[1, {size}, {size}, 3]` uint8 RGB, a face box squared and widened by
-  {meta['input']['crop_margin']} of its side on each side (`edge/preprocess.py`); quantization scale
+  {meta['input']['crop_margin']} of its side on each side (`edge/inference/preprocess.py`); quantization scale
   {q_in['scale']:.6f}, zero point {q_in['zero_point']} (pixels are fed unnormalised).
 - Output: uint8 scores for `{meta['labels']}`, scale {q_out['scale']:.6f}, zero point {q_out['zero_point']}.
 - Decision: `no_mask` when P(no_mask) >= **{meta['threshold']:.4f}**, the threshold with the best

@@ -11,8 +11,8 @@ import platform
 import numpy as np
 
 from edge.errors import QualityGateError
-from edge.model_meta import sha256_of
-from edge.preprocess import DEFAULT_MARGIN, PIXEL_MEAN, PIXEL_STD, normalize, resize_square
+from edge.inference.model_meta import sha256_of
+from edge.inference.preprocess import DEFAULT_MARGIN, PIXEL_MEAN, PIXEL_STD, normalize, resize_square
 
 from . import dataset, evaluate, metrics
 from .evaluation_sets import read_split
@@ -73,7 +73,7 @@ def agreement(labels_a, labels_b, scores_a, scores_b, names):
 
 def tensor_quantization(model_path):
     """Scale and zero point of the model's input and output tensors."""
-    from edge.runtime import open_interpreter
+    from edge.inference.runtime import open_interpreter
 
     interpreter = open_interpreter(model_path)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]

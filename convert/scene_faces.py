@@ -6,7 +6,7 @@ import os
 import cv2
 
 from edge.errors import DataError
-from edge.preprocess import DEFAULT_MARGIN, crop_face
+from edge.inference.preprocess import DEFAULT_MARGIN, crop_face
 
 from .dataset import FOLDER_LABELS, GROUP_SEPARATOR, read_rgb
 

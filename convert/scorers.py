@@ -2,9 +2,9 @@
 published baseline. Each scorer is a function: list of RGB uint8 images -> float array."""
 import numpy as np
 
-from edge import tensors
-from edge.preprocess import PIXEL_MEAN, PIXEL_STD, normalize, resize_square
-from edge.runtime import find_runtime, open_interpreter
+from edge.inference import tensors
+from edge.inference.preprocess import PIXEL_MEAN, PIXEL_STD, normalize, resize_square
+from edge.inference.runtime import find_runtime, open_interpreter
 
 from .evaluation_sets import batches_at
 
@@ -24,7 +24,7 @@ def keras_scorer(model, no_mask_index=1):
 
 
 def tflite_scorer(model_path, no_mask_index=1, runtime=None, num_threads=None):
-    """Score with a TFLite file through the same code the Pi runs (edge.tensors)."""
+    """Score with a TFLite file through the same code the Pi runs (edge.inference.tensors)."""
     interpreter = open_interpreter(model_path, runtime or find_runtime(), num_threads)
     height, _ = tensors.input_size(interpreter)
 

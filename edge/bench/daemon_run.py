@@ -10,11 +10,11 @@ import time
 
 import numpy as np
 
-from ..config import Config
-from ..config_loader import load_yaml
-from ..daemon import Daemon
-from ..paths import shared_path
-from .mosquitto import Mosquitto
+from edge.config import Config
+from edge.config.loader import load_yaml
+from edge.service.daemon import Daemon
+from edge.paths import shared_path
+from edge.bench.mosquitto import Mosquitto
 
 log = logging.getLogger(__name__)
 

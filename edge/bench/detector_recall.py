@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from ..faces import iou
+from edge.inference.geometry import iou
 
 SIZE_BINS = ((0, 24), (24, 48), (48, 96), (96, 100000))
 MATCH_IOU = 0.3  # detectors draw boxes of their own style (BlazeFace squarer than annotations)

@@ -35,9 +35,9 @@ def measure_pipeline(pipeline, frames, warmup=3):
 
 def build_pipeline(detector_settings, classifier_meta, runtime_name, min_face=32):
     """A single-threaded pipeline on the named TFLite runtime."""
-    from ..classifier import MaskClassifier
-    from ..detectors import create_detector
-    from ..pipeline import FaceMaskPipeline
+    from edge.inference.classifier import MaskClassifier
+    from edge.inference.detectors import create_detector
+    from edge.inference.pipeline import FaceMaskPipeline
 
     os.environ["MASKDET_RUNTIME"] = runtime_name
     cv2.setNumThreads(1)

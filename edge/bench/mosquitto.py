@@ -5,7 +5,7 @@ import socket
 import subprocess
 import time
 
-from ..errors import MaskdetError
+from edge.errors import MaskdetError
 
 
 class Mosquitto:

@@ -3,7 +3,7 @@ import datetime
 import os
 import platform
 
-from .detector_recall import SIZE_BINS, bin_name
+from edge.bench.detector_recall import SIZE_BINS, bin_name
 
 TARGET_MS = 10.0
 TARGET_RATIO = 10.0

@@ -10,14 +10,14 @@ import tempfile
 
 import numpy as np
 
-from ..cli import read_image
-from ..detectors import DetectorSettings, create_detector
-from ..paths import shared_path
-from ..runtime import RUNTIME_MODULES
-from .detector_recall import evaluate_detector
-from .frames import load_frames
-from .latency import build_pipeline, measure_pipeline
-from .scene_quality import evaluate_pipeline
+from edge.cli import read_image
+from edge.inference.detectors import DetectorSettings, create_detector
+from edge.paths import shared_path
+from edge.inference.runtime import RUNTIME_MODULES
+from edge.bench.detector_recall import evaluate_detector
+from edge.bench.frames import load_frames
+from edge.bench.latency import build_pipeline, measure_pipeline
+from edge.bench.scene_quality import evaluate_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
               daemon_minutes=0, core=True, rounds=3):
     """Run the measurements asked for, merge them into the JSON results (earlier parts are kept)
     and write BENCHMARKS.md from the whole."""
-    from .daemon_run import run_daemon_bench
-    from .report import render_markdown
+    from edge.bench.daemon_run import run_daemon_bench
+    from edge.bench.report import render_markdown
 
     results = {}
     if os.path.isfile(out_json):

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from .detector_recall import match
+from edge.bench.detector_recall import match
 
 LABELS = {"with_mask": "mask", "without_mask": "no_mask", "mask_weared_incorrect": "no_mask"}
 

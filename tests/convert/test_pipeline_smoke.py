@@ -38,7 +38,7 @@ def test_pipeline_publishes_a_model_its_metadata_and_card(smoke):
 def test_published_model_runs_on_the_edge_classifier(smoke):
     import numpy as np
 
-    from edge.classifier import MaskClassifier
+    from edge.inference.classifier import MaskClassifier
 
     _, out, _ = smoke
     clf = MaskClassifier.open(out / "mask_classifier.json")

@@ -6,7 +6,7 @@ import pytest
 
 from convert import weights
 from edge.errors import ModelError
-from edge.fetch import cached_path
+from edge.inference.fetch import cached_path
 from tests.conftest import requires_tensorflow
 
 

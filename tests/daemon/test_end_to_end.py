@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("gpiozero")
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
-from edge import payloads  # noqa: E402
-from edge.config import load_yaml, Config  # noqa: E402
-from edge.daemon import Daemon  # noqa: E402
+from edge.service import payloads  # noqa: E402
+from edge.config.loader import load_yaml  # noqa: E402
+from edge.config.schema import Config  # noqa: E402
+from edge.service.daemon import Daemon  # noqa: E402
 from tests.conftest import Subscriber, shared_path  # noqa: E402
 
 GREEN, RED, BUZZER = 17, 27, 22
@@ -133,7 +134,7 @@ def test_events_made_while_the_broker_is_down_all_arrive_once_it_is_back(tmp_pat
 
     config = config_for(shared_path("data", "videos", "one_unmasked.mp4"), broker, tmp_path)
     run_daemon(config, factory, during=take_broker_down)
-    from edge.outbox import Outbox
+    from edge.service.outbox import Outbox
 
     box = Outbox(tmp_path / "outbox.db")
     last_seq = box.next_seq() - 1
@@ -158,7 +159,7 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
         broker, tmp_path, factory, monkeypatch):
     """A required Edge TPU that disappears mid-run ends the service (systemd restarts it), but
     first the lights and buzzer go off and the broker hears `offline`."""
-    from edge import daemon as daemon_module
+    from edge.service import daemon as daemon_module
     from edge.errors import AcceleratorError
 
     real_build = daemon_module.build_pipeline

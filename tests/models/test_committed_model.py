@@ -12,8 +12,8 @@ META = os.path.join(REPO_ROOT, "models", "mask_classifier.json")
 PROBE = r"""
 import json, sys
 import cv2
-from edge.classifier import MaskClassifier, as_rgb
-from edge import tensors
+from edge.inference.classifier import MaskClassifier, as_rgb
+from edge.inference import tensors
 clf = MaskClassifier.open(sys.argv[1])
 out = {"tensorflow_imported": "tensorflow" in sys.modules,
        "input": tensors.input_details(clf.interpreter)["quantization"],
@@ -33,7 +33,7 @@ def classify(*images):
 
 
 def test_metadata_is_complete_and_matches_the_model_file():
-    from edge.model_meta import load_classifier_meta, sha256_of
+    from edge.inference.model_meta import load_classifier_meta, sha256_of
 
     meta = load_classifier_meta(META)
     assert sha256_of(meta.model_path) == meta.sha256

@@ -1,0 +1,123 @@
+"""Strict YAML -> dataclass loading: unknown keys, wrong types and bad values are ConfigErrors
+that name the key path and the line, so `maskdet run` can exit 78 with a useful message.
+
+A config section is a dataclass; each field may carry `metadata={"help": ..., "check": fn}` where
+`fn(value)` returns an error message or None. Nested dataclasses, `list[Section]`, Optional
+values and plain scalars are supported.
+"""
+import dataclasses
+import types
+import typing
+
+import yaml
+
+from edge.errors import ConfigError
+
+
+def _where(path, node):
+    line = f" (line {node.start_mark.line + 1})" if node is not None else ""
+    return f"{path or 'the top level'}{line}"
+
+
+def _scalar(node, path, kind):
+    try:
+        value = yaml.safe_load(yaml.serialize(node))
+    except yaml.YAMLError as exc:  # pragma: no cover - composed nodes re-serialise
+        raise ConfigError(f"{_where(path, node)}: {exc}") from exc
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is typing.Any:
+        return value
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{_where(path, node)}: expected {kind.__name__}, got "
+                          f"{type(value).__name__} {value!r}")
+    return value
+
+
+def _unwrap_optional(kind):
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return kind, False
+
+
+def _load(kind, node, path):
+    kind, optional = _unwrap_optional(kind)
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        if optional:
+            return None
+        raise ConfigError(f"{_where(path, node)}: a value is required")
+    if dataclasses.is_dataclass(kind):
+        return load_section(kind, node, path)
+    if typing.get_origin(kind) in (list, tuple):
+        (item,) = typing.get_args(kind)[:1]
+        if not isinstance(node, yaml.SequenceNode):
+            raise ConfigError(f"{_where(path, node)}: expected a list")
+        values = [_load(item, child, f"{path}[{i}]") for i, child in enumerate(node.value)]
+        return tuple(values) if typing.get_origin(kind) is tuple else values
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError(f"{_where(path, node)}: expected a single value, not a "
+                          f"{'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
+    return _scalar(node, path, kind)
+
+
+def load_section(cls, node, path=""):
+    """Build dataclass `cls` from a YAML mapping node, strictly."""
+    if node is None:
+        node_items = []
+    elif isinstance(node, yaml.MappingNode):
+        node_items = node.value
+    else:
+        raise ConfigError(f"{_where(path, node)}: expected a mapping of keys to values")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    given = {}
+    for key_node, value_node in node_items:
+        key = key_node.value
+        key_path = f"{path}.{key}" if path else key
+        if key not in fields:
+            raise ConfigError(f"{_where(key_path, key_node)}: unknown key '{key}'; allowed here: "
+                              f"{', '.join(sorted(fields))}")
+        if key in given:
+            raise ConfigError(f"{_where(key_path, key_node)}: '{key}' is given twice")
+        value = _load(hints[key], value_node, key_path)
+        check = fields[key].metadata.get("check")
+        problem = check(value) if check and value is not None else None
+        if problem:
+            raise ConfigError(f"{_where(key_path, value_node)}: {problem} (got {value!r})")
+        given[key] = value
+    missing = [name for name, f in fields.items() if name not in given and
+               f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{_where(path, node)}: missing required key(s) {', '.join(missing)}")
+    try:
+        return cls(**given)
+    except ValueError as exc:  # cross-field checks in __post_init__
+        raise ConfigError(f"{_where(path, node)}: {exc}") from exc
+
+
+def load_yaml(cls, text, filename="<config>"):
+    """Parse YAML text into dataclass `cls`; syntax errors name the file and line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{filename}: not valid YAML: {exc}") from exc
+    try:
+        return load_section(cls, node)
+    except ConfigError as exc:
+        raise ConfigError(f"{filename}: {exc}") from None
+
+
+def in_range(low=None, high=None):
+    """A check: low <= value <= high."""
+    def check(value):
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"must be between {low} and {high}"
+        return None
+    return check
+
+
+def one_of(*choices):
+    """A check: value in choices."""
+    return lambda value: None if value in choices else f"must be one of {', '.join(map(str, choices))}"

@@ -1,0 +1,224 @@
+"""The daemon's configuration (`/etc/maskdet/config.yaml`): every section, key, default and check.
+
+`systemd/maskdet.example.yaml` documents the same keys for people; `load_config` reads a file
+strictly (unknown keys, wrong types and bad values name the key path and the line).
+"""
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Optional
+
+from edge.config.loader import in_range, load_yaml, one_of
+from edge.service.decision import DecisionSettings
+from edge.inference.detectors import DETECTOR_TYPES, DetectorSettings
+from edge.errors import ConfigError
+
+DEFAULT_PATH = "/etc/maskdet/config.yaml"
+
+
+def _help(text, check=None):
+    return {"help": text, "check": check} if check else {"help": text}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where a camera's frames come from."""
+
+    type: str = field(metadata=_help("picamera2, opencv or folder", one_of("picamera2", "opencv", "folder")))
+    url: Optional[str] = field(default=None, metadata=_help(
+        "opencv: /dev/videoN, a device number, an rtsp:// or http:// URL, or a video file"))
+    path: Optional[str] = field(default=None, metadata=_help("folder: a folder of images"))
+    camera_index: int = field(default=0, metadata=_help("picamera2: which camera", in_range(0, 8)))
+    width: int = field(default=1280, metadata=_help("capture width", in_range(64, 8192)))
+    height: int = field(default=720, metadata=_help("capture height", in_range(64, 8192)))
+    lores_width: int = field(default=640, metadata=_help("picamera2: inference stream width", in_range(64, 4096)))
+    lores_height: int = field(default=360, metadata=_help("picamera2: inference stream height", in_range(64, 4096)))
+    fps: float = field(default=15.0, metadata=_help("frames per second asked of the camera; files and "
+                                                     "folders are paced at it when realtime", in_range(0.1, 120)))
+    loop: bool = field(default=False, metadata=_help("files and folders: start again at the end"))
+    realtime: bool = field(default=True, metadata=_help("files and folders: deliver at fps, not as fast as read"))
+
+    def __post_init__(self):
+        if self.type == "opencv" and self.url is None:
+            raise ValueError("source type opencv needs 'url'")
+        if self.type == "folder" and self.path is None:
+            raise ValueError("source type folder needs 'path'")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One camera."""
+
+    name: str = field(metadata=_help("its name in topics and logs (letters, digits, - and _)",
+                                     lambda v: None if v and all(c.isalnum() or c in "-_" for c in v)
+                                     else "use letters, digits, - and _ only"))
+    source: SourceConfig = field(metadata=_help("where frames come from"))
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The mask classifier."""
+
+    model: Optional[str] = field(default=None, metadata=_help(
+        "metadata JSON of the classifier (default: the shipped models/mask_classifier.json)"))
+    min_face_size: int = field(default=32, metadata=_help(
+        "faces smaller than this many pixels are `unknown`", in_range(8, 1000)))
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """The Edge TPU and CPU threads."""
+
+    mode: str = field(default="auto", metadata=_help("auto, cpu or edgetpu", one_of("auto", "cpu", "edgetpu")))
+    device: Optional[str] = field(default=None, metadata=_help("usb, usb:N, pci:N; empty: any"))
+    require: bool = field(default=False, metadata=_help("fail instead of falling back to the CPU"))
+    threads: int = field(default=2, metadata=_help("CPU inference threads", in_range(1, 16)))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The face detector (see `maskdet detect --help`)."""
+
+    type: str = field(default=DetectorSettings.type, metadata=_help("yunet, blazeface, ssd or res10",
+                                                                     one_of(*DETECTOR_TYPES)))
+    model: Optional[str] = field(default=None, metadata=_help("model file or `maskdet models` key"))
+    variant: str = field(default="full", metadata=_help("blazeface: full or short", one_of("full", "short")))
+    score_threshold: Optional[float] = field(default=None, metadata=_help(
+        "detector confidence; null: the type's default (yunet 0.7, others 0.5)", in_range(0.05, 0.99)))
+    detect_width: Optional[int] = field(default=None, metadata=_help(
+        "shrink wider frames to this before detecting; 0: never; null: the type's default "
+        "(yunet 480, others 0)", in_range(0, 8192)))
+    engine: str = field(default="auto", metadata=_help(
+        "yunet: onnxruntime, opencv, or auto (onnxruntime when installed)",
+        one_of("auto", "onnxruntime", "opencv")))
+
+    def settings(self):
+        """The detector factory's settings."""
+        return DetectorSettings(self.type, self.model, self.variant, self.score_threshold,
+                                detect_width=self.detect_width, engine=self.engine)
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """Turning per-frame scores into one decision per person."""
+
+    smoothing: float = field(default=0.4, metadata=_help("weight of the newest frame", in_range(0.01, 1.0)))
+    min_frames: int = field(default=4, metadata=_help("classified frames before deciding", in_range(1, 100)))
+    no_mask_above: float = field(default=0.7, metadata=_help("smoothed P(no mask) deciding no_mask", in_range(0.5, 0.99)))
+    mask_below: float = field(default=0.3, metadata=_help("smoothed P(no mask) deciding mask", in_range(0.01, 0.5)))
+    track_iou: float = field(default=0.3, metadata=_help("IoU that continues a track", in_range(0.05, 0.95)))
+    max_missed_frames: int = field(default=5, metadata=_help("frames a face may vanish and keep its track", in_range(0, 100)))
+    alert_clear_s: float = field(default=3.0, metadata=_help("the alert clears this long after the last "
+                                                              "unmasked person leaves or masks up", in_range(0, 3600)))
+
+    def __post_init__(self):
+        if self.mask_below >= self.no_mask_above:
+            raise ValueError(f"decision.mask_below ({self.mask_below}) must be below "
+                             f"decision.no_mask_above ({self.no_mask_above})")
+
+    def settings(self):
+        """The per-track decision settings."""
+        return DecisionSettings(self.smoothing, self.min_frames, self.no_mask_above, self.mask_below)
+
+
+@dataclass(frozen=True)
+class PinConfig:
+    """One GPIO output."""
+
+    pin: int = field(metadata=_help("BCM pin number", in_range(0, 27)))
+    active_high: bool = field(default=True, metadata=_help("false when the pin sinks the current"))
+
+
+@dataclass(frozen=True)
+class BuzzerConfig(PinConfig):
+    """The buzzer and its pattern."""
+
+    on_s: float = field(default=0.15, metadata=_help("beep length", in_range(0.01, 5)))
+    off_s: float = field(default=0.1, metadata=_help("pause between beeps", in_range(0.01, 5)))
+    beeps: int = field(default=3, metadata=_help("beeps when an alert starts", in_range(1, 20)))
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    """The entrance indicator; any of the three may be left out."""
+
+    green: Optional[PinConfig] = field(default=None, metadata=_help("on while the view is clear"))
+    red: Optional[PinConfig] = field(default=None, metadata=_help("on during an alert"))
+    buzzer: Optional[BuzzerConfig] = field(default=None, metadata=_help("beeps when an alert starts"))
+    cooldown_s: float = field(default=10.0, metadata=_help("at most one buzz per this many seconds", in_range(0, 3600)))
+
+    def __post_init__(self):
+        pins = [p.pin for p in (self.green, self.red, self.buzzer) if p is not None]
+        if len(pins) != len(set(pins)):
+            raise ValueError(f"gpio pins must differ, got {pins}")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS towards the broker."""
+
+    ca_file: Optional[str] = field(default=None, metadata=_help("CA bundle; empty: the system's"))
+    cert_file: Optional[str] = field(default=None, metadata=_help("client certificate"))
+    key_file: Optional[str] = field(default=None, metadata=_help("client key"))
+    insecure: bool = field(default=False, metadata=_help("skip host name checks (testing only)"))
+
+
+@dataclass(frozen=True)
+class HomeAssistantConfig:
+    """Home Assistant MQTT discovery."""
+
+    enabled: bool = field(default=False, metadata=_help("announce each camera's alert as a binary_sensor"))
+    discovery_prefix: str = field(default="homeassistant", metadata=_help("Home Assistant's discovery prefix"))
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """The broker and what is published."""
+
+    host: str = field(default="localhost", metadata=_help("broker host"))
+    port: int = field(default=1883, metadata=_help("broker port", in_range(1, 65535)))
+    prefix: str = field(default="maskdet", metadata=_help("topics start with <prefix>/<device_id>"))
+    username: Optional[str] = field(default=None, metadata=_help("user name"))
+    password_env: str = field(default="MASKDET_MQTT_PASSWORD", metadata=_help(
+        "environment variable holding the password"))
+    password_credential: str = field(default="mqtt-password", metadata=_help(
+        "systemd credential name holding the password ($CREDENTIALS_DIRECTORY/<name>)"))
+    tls: Optional[TlsConfig] = field(default=None, metadata=_help("TLS settings; absent: plain TCP"))
+    keepalive_s: int = field(default=30, metadata=_help("MQTT keepalive", in_range(5, 3600)))
+    stats_interval_s: float = field(default=30.0, metadata=_help("period of <prefix>/stats", in_range(1, 86400)))
+    outbox_path: str = field(default="/var/lib/maskdet/outbox.db", metadata=_help("SQLite outbox of unsent events"))
+    outbox_max_events: int = field(default=10000, metadata=_help("oldest events drop beyond this", in_range(10, 10_000_000)))
+    home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig, metadata=_help("discovery"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole daemon configuration."""
+
+    cameras: list[CameraConfig] = field(metadata=_help("one or more cameras"))
+    device_id: str = field(default_factory=socket.gethostname, metadata=_help("this device in topics"))
+    detector: DetectorConfig = field(default_factory=DetectorConfig, metadata=_help("face detector"))
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig, metadata=_help("mask classifier"))
+    accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig, metadata=_help("Edge TPU"))
+    decision: DecisionConfig = field(default_factory=DecisionConfig, metadata=_help("decisions"))
+    gpio: GpioConfig = field(default_factory=GpioConfig, metadata=_help("lights and buzzer"))
+    mqtt: MqttConfig = field(default_factory=MqttConfig, metadata=_help("broker"))
+    log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR",
+                                                         one_of("DEBUG", "INFO", "WARNING", "ERROR")))
+
+    def __post_init__(self):
+        if not self.cameras:
+            raise ValueError("at least one camera is needed under 'cameras'")
+        names = [c.name for c in self.cameras]
+        if len(names) != len(set(names)):
+            raise ValueError(f"camera names must differ, got {names}")
+
+
+def load_config(path=DEFAULT_PATH):
+    """Read and validate a config file; ConfigError (exit 78) names the key path and line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    return load_yaml(Config, text, os.fspath(path))

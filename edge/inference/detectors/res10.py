@@ -1,0 +1,36 @@
+"""OpenCV's ResNet-10 SSD face detector (Caffe, `cv2.dnn`), the best-known mask project's detector."""
+import cv2
+import numpy as np
+
+from edge.inference.geometry import nms, to_faces
+
+INPUT_SIZE = 300
+MEAN_BGR = (104.0, 177.0, 123.0)
+
+
+def decode(detections, width, height, score_threshold):
+    """The net's [1, 1, N, 7] output -> ([K, 4] pixel boxes, [K] scores) above the threshold."""
+    rows = np.asarray(detections, dtype=np.float64).reshape(-1, 7)
+    rows = rows[rows[:, 2] >= score_threshold]
+    return rows[:, 3:7] * np.array([width, height, width, height]), rows[:, 2]
+
+
+class Res10Detector:
+    """Face detector over res10_300x300_ssd (Caffe prototxt + caffemodel), CPU only."""
+
+    name = "res10"
+
+    def __init__(self, prototxt, caffemodel, score_threshold=0.5, iou_threshold=0.3):
+        self._net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+        self.score_threshold = score_threshold
+        self.iou_threshold = iou_threshold
+
+    def detect(self, frame_bgr):
+        """Faces in a BGR frame, boxes in frame pixels."""
+        height, width = frame_bgr.shape[:2]
+        blob = cv2.dnn.blobFromImage(cv2.resize(frame_bgr, (INPUT_SIZE, INPUT_SIZE)), 1.0,
+                                     (INPUT_SIZE, INPUT_SIZE), MEAN_BGR)
+        self._net.setInput(blob)
+        boxes, scores = decode(self._net.forward(), width, height, self.score_threshold)
+        keep = nms(boxes, scores, self.iou_threshold)
+        return to_faces(boxes[keep], scores[keep], width, height)

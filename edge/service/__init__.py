@@ -1,0 +1,1 @@
+"""The daemon that only the Pi runs: capture threads, tracking, decisions, the indicator, MQTT."""

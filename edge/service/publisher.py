@@ -1,0 +1,222 @@
+"""MQTT through paho-mqtt 2.x: availability with a will, events at least once through the outbox,
+retained per-camera state, periodic stats, Home Assistant discovery, reconnects with back-off.
+
+paho runs its network loop in its own thread; every callback here catches and logs its own
+exceptions so that a bug never stops that thread, and callbacks only post work to the sender
+thread: paho calls on_publish while holding its own locks, so taking ours there could deadlock
+against a publish() in progress. The sender thread alone sends events and owns the in-flight map.
+"""
+import functools
+import json
+import logging
+import os
+import queue
+import threading
+
+from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 20
+
+
+def read_password(mqtt_config, environ=os.environ):
+    """The broker password: from the environment variable, else the systemd credential file;
+    None when neither is set. Never from the config file."""
+    if mqtt_config.password_env and environ.get(mqtt_config.password_env):
+        return environ[mqtt_config.password_env]
+    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        path = os.path.join(cred_dir, mqtt_config.password_credential)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+    return None
+
+
+def guarded(method):
+    """Log, never raise, from a paho callback."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception:
+            log.exception("error in MQTT callback %s", method.__name__)
+    return wrapper
+
+
+def discovery_config(base, device_id, camera, discovery_prefix):
+    """(topic, payload) announcing a camera's alert as a Home Assistant binary_sensor."""
+    unique = f"maskdet_{device_id}_{camera}_alert".replace("-", "_")
+    payload = {
+        "name": f"{camera} no-mask alert", "unique_id": unique, "object_id": unique,
+        "state_topic": f"{base}/{camera}/state",
+        "value_template": "{{ 'ON' if value_json.alert else 'OFF' }}",
+        "device_class": "problem",
+        "availability_topic": f"{base}/availability",
+        "payload_available": "online", "payload_not_available": "offline",
+        "device": {"identifiers": [f"maskdet_{device_id}"], "name": f"maskdet {device_id}",
+                   "manufacturer": "maskdet", "model": "face-mask detector"},
+    }
+    return f"{discovery_prefix}/binary_sensor/{unique}/config", payload
+
+
+class Publisher:
+    """Everything the daemon says over MQTT."""
+
+    def __init__(self, mqtt_config, device_id, outbox, cameras=(), client=None):
+        self.config = mqtt_config
+        self.device_id = device_id
+        self.outbox = outbox
+        self.cameras = list(cameras)
+        self.base = f"{mqtt_config.prefix}/{device_id}"
+        self.connected = threading.Event()
+        self._lock = threading.Lock()  # guards _states only
+        self._states = {}
+        self._in_flight = {}  # paho mid -> outbox seq; the sender thread's alone
+        self._work = queue.Queue()
+        self._stop = threading.Event()
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self.client = client or self._make_client()
+
+    def _make_client(self):
+        import paho.mqtt.client as mqtt
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"maskdet-{self.device_id}",
+                             clean_session=True)
+        client.will_set(f"{self.base}/availability", "offline", qos=1, retain=True)
+        password = read_password(self.config)
+        if self.config.username:
+            client.username_pw_set(self.config.username, password)
+        elif password:
+            raise ConfigError("an MQTT password is set but mqtt.username is empty")
+        if self.config.tls:
+            tls = self.config.tls
+            client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file)
+            client.tls_insecure_set(tls.insecure)
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.max_inflight_messages_set(MAX_IN_FLIGHT)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def start(self):
+        """Connect in the background (paho retries with back-off until the broker answers)."""
+        self._sender.start()
+        self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+        self.client.loop_start()
+
+    @guarded
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
+        if reason_code.is_failure:
+            log.warning("MQTT broker %s:%s refused the connection: %s", self.config.host,
+                        self.config.port, reason_code)
+            return
+        log.info("connected to MQTT broker %s:%s", self.config.host, self.config.port)
+        try:
+            client.publish(f"{self.base}/availability", "online", qos=1, retain=True)
+            self._announce(client)
+            with self._lock:
+                states = dict(self._states)
+            for camera, payload in states.items():
+                client.publish(f"{self.base}/{camera}/state", json.dumps(payload), qos=1, retain=True)
+        finally:  # whatever failed above, events must flow
+            self.connected.set()
+            self._work.put(("connected", None))
+
+    def _announce(self, client):
+        if not self.config.home_assistant.enabled:
+            return
+        for camera in self.cameras:
+            topic, payload = discovery_config(self.base, self.device_id, camera,
+                                              self.config.home_assistant.discovery_prefix)
+            client.publish(topic, json.dumps(payload), qos=1, retain=True)
+
+    @guarded
+    def _on_connect_fail(self, client, userdata):
+        log.warning("cannot reach the MQTT broker %s:%s; events wait in the outbox (%d) and the "
+                    "connection is retried with back-off", self.config.host, self.config.port,
+                    self.outbox.depth)
+
+    @guarded
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
+        self.connected.clear()
+        if reason_code.is_failure:
+            log.warning("MQTT connection lost (%s); reconnecting with back-off", reason_code)
+
+    @guarded
+    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None):
+        self._work.put(("ack", mid))
+
+    def _send_loop(self):
+        while not self._stop.is_set():
+            try:
+                kind, value = self._work.get(timeout=1.0)
+            except queue.Empty:
+                kind, value = "tick", None
+            try:
+                if kind == "ack":
+                    seq = self._in_flight.pop(value, None)
+                    if seq is not None:
+                        self.outbox.acknowledge(seq)
+                elif kind == "connected":
+                    self._in_flight.clear()  # a new session: resend whatever is unacknowledged
+                self._drain()
+            except Exception:
+                log.exception("MQTT sender: %s failed", kind)
+
+    def _drain(self):
+        """Send the oldest unacknowledged events, in order, while connected (sender thread)."""
+        room = MAX_IN_FLIGHT - len(self._in_flight)
+        if not self.connected.is_set() or room <= 0:
+            return
+        sent = set(self._in_flight.values())
+        for seq, topic, payload in self.outbox.pending(room + len(sent)):
+            if seq in sent:
+                continue
+            info = self.client.publish(topic, json.dumps(payload), qos=1)
+            if info.rc != 0:
+                break
+            self._in_flight[info.mid] = seq
+            room -= 1
+            if room <= 0:
+                break
+
+    def publish_event(self, camera, payload):
+        """Store an event in the outbox; the sender thread sends it when it can."""
+        self.outbox.put(payload["seq"], f"{self.base}/{camera}/event", payload)
+        self._work.put(("event", None))
+
+    @property
+    def idle(self):
+        """True when every stored event has been acknowledged."""
+        return self.outbox.depth == 0
+
+    def publish_state(self, camera, payload):
+        """Retained camera state (also re-sent after each reconnect)."""
+        with self._lock:
+            self._states[camera] = payload
+        if self.connected.is_set():
+            self.client.publish(f"{self.base}/{camera}/state", json.dumps(payload), qos=1, retain=True)
+
+    def publish_stats(self, payload):
+        """Periodic statistics, QoS 0."""
+        if self.connected.is_set():
+            self.client.publish(f"{self.base}/stats", json.dumps(payload), qos=0)
+
+    def close(self, timeout=5.0):
+        """Publish `offline`, wait for it, disconnect."""
+        self._stop.set()
+        if self._sender.is_alive():
+            self._sender.join(timeout)
+        try:
+            if self.connected.is_set():
+                info = self.client.publish(f"{self.base}/availability", "offline", qos=1, retain=True)
+                info.wait_for_publish(timeout)
+            self.client.disconnect()
+        except (RuntimeError, ValueError, OSError) as exc:
+            log.warning("MQTT shutdown: %s", exc)
+        finally:
+            self.client.loop_stop()

@@ -1,0 +1,174 @@
+"""The publisher against a real mosquitto on loopback: nothing mocked on the network."""
+import json
+
+import jsonschema
+
+from edge.service import payloads
+from edge.config.schema import HomeAssistantConfig, MqttConfig
+from edge.service.outbox import Outbox
+from edge.service.publisher import Publisher, read_password
+from tests.conftest import Broker, Subscriber
+
+
+def mqtt_config(broker, **kw):
+    return MqttConfig(host=broker.host, port=broker.port, prefix="maskdet", keepalive_s=5, **kw)
+
+
+def make_event(outbox, kind="no_mask"):
+    return payloads.event(outbox.next_seq(), kind, "door", 1, 0.9, (1, 2, 3, 4), "pi-test")
+
+
+def events(messages):
+    return [json.loads(p) for t, p, _ in messages if t.endswith("/event")]
+
+
+def test_events_state_and_availability_arrive_and_match_the_schemas(broker, tmp_path):
+    sub = Subscriber(broker)
+    outbox = Outbox(tmp_path / "o.db")
+    pub = Publisher(mqtt_config(broker), "pi-test", outbox, ["door"])
+    pub.start()
+    assert pub.connected.wait(10)
+    for _ in range(3):
+        pub.publish_event("door", make_event(outbox))
+    pub.publish_state("door", payloads.state(True, 1, 1, 1, 12.0, "cpu", True))
+    got = sub.wait_for(lambda m: len(events(m)) == 3 and any(t.endswith("/state") for t, _, _ in m))
+    for e in events(got):
+        jsonschema.validate(e, payloads.load_schema("event"))
+    assert [e["seq"] for e in events(got)] == [1, 2, 3]
+    assert ("maskdet/pi-test/availability", "online", False) in got or \
+        ("maskdet/pi-test/availability", "online", True) in got
+    sub.wait_for(lambda m: False, timeout=0.3)
+    assert outbox.depth == 0
+    pub.close()
+    final = sub.wait_for(lambda m: m[-1][1] == "offline")
+    assert final[-1][:2] == ("maskdet/pi-test/availability", "offline")
+    sub.close()
+
+
+def test_retained_state_and_availability_greet_a_late_subscriber(broker, tmp_path):
+    pub = Publisher(mqtt_config(broker), "pi-test", Outbox(tmp_path / "o.db"), ["door"])
+    pub.start()
+    assert pub.connected.wait(10)
+    pub.publish_state("door", payloads.state(False, 0, 0, 0, 10.0, "cpu", True))
+    Subscriber(broker, "nothing").close()  # a round trip so the broker has stored them
+    late = Subscriber(broker, "maskdet/#")
+    got = late.wait_for(lambda m: len(m) >= 2)
+    assert {t for t, _, retained in got if retained} >= {"maskdet/pi-test/availability",
+                                                        "maskdet/pi-test/door/state"}
+    late.close()
+    pub.close()
+
+
+def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_returns(tmp_path):
+    # A broker with persistence and a subscriber with a persistent session, subscribed before
+    # the outage: whichever of the two reconnects first, the broker queues for the subscriber.
+    broker = Broker(tmp_path, persistence=True).start()
+    sub = Subscriber(broker, "maskdet/+/+/event", client_id="monitor")
+    outbox = Outbox(tmp_path / "o.db")
+    pub = Publisher(mqtt_config(broker), "pi-test", outbox, ["door"])
+    pub.start()
+    assert pub.connected.wait(10)
+    broker.stop()
+    for _ in range(5):
+        pub.publish_event("door", make_event(outbox))
+    assert outbox.depth == 5
+    broker.start()
+    got = sub.wait_for(lambda m: len(events(m)) >= 5, timeout=30)
+    assert [e["seq"] for e in events(got)][:5] == [1, 2, 3, 4, 5]
+    sub.close()
+    pub.close()
+    broker.stop()
+
+
+def test_the_outbox_survives_a_restart_of_the_daemon(broker, tmp_path):
+    outbox = Outbox(tmp_path / "o.db")
+    for _ in range(2):
+        seq = outbox.next_seq()
+        outbox.put(seq, "maskdet/pi-test/door/event", make_event_with_seq(seq))
+    outbox.close()
+    sub = Subscriber(broker)
+    pub = Publisher(mqtt_config(broker), "pi-test", Outbox(tmp_path / "o.db"), ["door"])
+    pub.start()
+    got = sub.wait_for(lambda m: len(events(m)) == 2)
+    assert [e["seq"] for e in events(got)] == [1, 2]
+    pub.close()
+    sub.close()
+
+
+def make_event_with_seq(seq):
+    return payloads.event(seq, "mask", "door", 2, 0.8, (0, 0, 9, 9), "pi-test")
+
+
+def test_an_exception_in_a_paho_callback_is_logged_and_events_still_flow(broker, tmp_path, caplog,
+                                                                          monkeypatch):
+    import edge.service.publisher as publisher_module
+
+    def broken_discovery(*args):
+        raise RuntimeError("bad discovery payload")
+
+    monkeypatch.setattr(publisher_module, "discovery_config", broken_discovery)
+    outbox = Outbox(tmp_path / "o.db")
+    sub = Subscriber(broker)
+    config = mqtt_config(broker, home_assistant=HomeAssistantConfig(enabled=True))
+    pub = Publisher(config, "pi-test", outbox, ["door"])
+    pub.start()
+    assert pub.connected.wait(10)
+    pub.publish_event("door", make_event(outbox))
+    got = sub.wait_for(lambda m: len(events(m)) >= 1)
+    assert [e["seq"] for e in events(got)] == [1]
+    assert "error in MQTT callback _on_connect" in caplog.text and "bad discovery payload" in caplog.text
+    assert pub.client._thread.is_alive()
+    pub.close()
+    sub.close()
+
+
+def test_a_failure_while_acknowledging_resends_the_event_with_the_same_id(broker, tmp_path, caplog):
+    outbox = Outbox(tmp_path / "o.db")
+    real_ack, calls = outbox.acknowledge, []
+
+    def flaky_ack(seq):
+        calls.append(seq)
+        if len(calls) == 1:
+            raise RuntimeError("disk hiccup")
+        real_ack(seq)
+
+    outbox.acknowledge = flaky_ack
+    sub = Subscriber(broker)
+    pub = Publisher(mqtt_config(broker), "pi-test", outbox, ["door"])
+    pub.start()
+    assert pub.connected.wait(10)
+    pub.publish_event("door", make_event(outbox))
+    pub.publish_event("door", make_event(outbox))
+    got = sub.wait_for(lambda m: len(events(m)) >= 3)
+    seqs = [e["seq"] for e in events(got)]
+    assert sorted(seqs) == [1, 1, 2]  # at least once: the unacknowledged event went again
+    assert len({e["id"] for e in events(got)}) == 2  # and subscribers de-duplicate by id
+    assert "disk hiccup" in caplog.text
+    sub.wait_for(lambda m: False, timeout=0.5)
+    assert outbox.depth == 0
+    pub.close()
+    sub.close()
+
+
+def test_home_assistant_discovery_announces_each_camera(broker, tmp_path):
+    sub = Subscriber(broker, "homeassistant/#")
+    config = mqtt_config(broker, home_assistant=HomeAssistantConfig(enabled=True))
+    pub = Publisher(config, "pi-test", Outbox(tmp_path / "o.db"), ["door", "side"])
+    pub.start()
+    got = sub.wait_for(lambda m: len(m) == 2)
+    topics = sorted(t for t, _, _ in got)
+    assert topics == ["homeassistant/binary_sensor/maskdet_pi_test_door_alert/config",
+                      "homeassistant/binary_sensor/maskdet_pi_test_side_alert/config"]
+    door = json.loads(got[[t for t, _, _ in got].index(topics[0])][1])
+    assert door["state_topic"] == "maskdet/pi-test/door/state"
+    assert door["availability_topic"] == "maskdet/pi-test/availability"
+    pub.close()
+    sub.close()
+
+
+def test_the_password_comes_from_the_environment_or_a_credential_file(tmp_path):
+    config = MqttConfig()
+    assert read_password(config, {"MASKDET_MQTT_PASSWORD": "s3cret"}) == "s3cret"
+    (tmp_path / "mqtt-password").write_text("from-credential\n")
+    assert read_password(config, {"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "from-credential"
+    assert read_password(config, {}) is None

@@ -1,0 +1,93 @@
+"""User name / password and TLS against a real mosquitto (password file, self-signed CA)."""
+import logging
+import shutil
+import subprocess
+
+import pytest
+
+from edge.service import payloads
+from edge.config.schema import MqttConfig, TlsConfig
+from edge.service.outbox import Outbox
+from edge.service.publisher import Publisher
+from tests.conftest import Broker
+
+
+def run(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def password_broker(tmp_path):
+    if not shutil.which("mosquitto_passwd"):
+        pytest.skip("needs mosquitto_passwd (package mosquitto)")
+    passwords = tmp_path / "passwd"
+    run("mosquitto_passwd", "-b", "-c", str(passwords), "door-pi", "s3cret")
+    broker = Broker(tmp_path, listener_options=[f"password_file {passwords}"], anonymous=False).start()
+    yield broker
+    broker.stop()
+
+
+def connect(broker, tmp_path, monkeypatch, password, **kw):
+    monkeypatch.setenv("MASKDET_MQTT_PASSWORD", password)
+    config = MqttConfig(host=broker.host, port=broker.port, username="door-pi", keepalive_s=5, **kw)
+    outbox = Outbox(tmp_path / f"o-{password}.db")
+    pub = Publisher(config, "pi-sec", outbox, ["door"])
+    pub.start()
+    return pub, outbox
+
+
+def test_the_right_password_from_the_environment_connects(password_broker, tmp_path, monkeypatch):
+    pub, outbox = connect(password_broker, tmp_path, monkeypatch, "s3cret")
+    assert pub.connected.wait(10)
+    pub.close()
+
+
+def test_a_wrong_password_is_refused_and_said(password_broker, tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.WARNING):
+        pub, _ = connect(password_broker, tmp_path, monkeypatch, "wrong")
+        assert not pub.connected.wait(3)
+    assert "refused the connection" in caplog.text
+    pub.close()
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("needs openssl")
+    ca_key, ca_crt = tmp_path / "ca.key", tmp_path / "ca.crt"
+    key, csr, crt, ext = tmp_path / "srv.key", tmp_path / "srv.csr", tmp_path / "srv.crt", tmp_path / "ext"
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=maskdet test CA",
+        "-keyout", str(ca_key), "-out", str(ca_crt))
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-extfile", str(ext), "-out", str(crt))
+    broker = Broker(tmp_path, listener_options=[f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}"]).start()
+    yield broker, str(ca_crt)
+    broker.stop()
+
+
+def test_tls_with_the_broker_ca_delivers_events(tls_broker, tmp_path):
+    broker, ca = tls_broker
+    outbox = Outbox(tmp_path / "o.db")
+    config = MqttConfig(host=broker.host, port=broker.port, keepalive_s=5, tls=TlsConfig(ca_file=ca))
+    pub = Publisher(config, "pi-tls", outbox, ["door"])
+    pub.start()
+    assert pub.connected.wait(10)
+    pub.publish_event("door", payloads.event(outbox.next_seq(), "no_mask", "door", 1, 0.9, (0, 0, 9, 9), "pi-tls"))
+    import time
+
+    deadline = time.monotonic() + 10
+    while outbox.depth and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbox.depth == 0  # the broker acknowledged it over TLS
+    pub.close()
+
+
+def test_tls_without_the_ca_does_not_connect(tls_broker, tmp_path):
+    broker, _ = tls_broker
+    config = MqttConfig(host=broker.host, port=broker.port, keepalive_s=5, tls=TlsConfig())
+    pub = Publisher(config, "pi-tls", Outbox(tmp_path / "o.db"), ["door"])
+    pub.start()
+    assert not pub.connected.wait(3)  # a self-signed broker is not trusted by the system CAs
+    pub.close()
