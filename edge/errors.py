@@ -29,6 +29,14 @@ class AcceleratorError(MaskdetError):
     """The Edge TPU was required but cannot be used."""
 
 
+class SourceError(MaskdetError):
+    """A camera cannot be opened or has stopped delivering frames."""
+
+
+class EndOfStream(SourceError):
+    """A file or folder (not looped) has no more frames."""
+
+
 class FetchError(MaskdetError):
     """A third-party file could not be fetched or failed its checksum."""
 

@@ -17,3 +17,8 @@ def shared_dir():
 def shared_path(*parts):
     """A path inside the shared data folder (it may not exist)."""
     return os.path.join(shared_dir(), *parts)
+
+
+def default_classifier():
+    """The shipped classifier's metadata: $MASKDET_MODELS/mask_classifier.json or the repo's."""
+    return os.path.join(models_dir(), "mask_classifier.json")

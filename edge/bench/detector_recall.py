@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from edge.inference.geometry import iou
+from edge.inference.images import read_image
 
 SIZE_BINS = ((0, 24), (24, 48), (48, 96), (96, 100000))
 MATCH_IOU = 0.3  # detectors draw boxes of their own style (BlazeFace squarer than annotations)
@@ -33,7 +34,7 @@ def match(truth_boxes, detection_boxes, detection_scores):
     return assigned, len(detection_boxes) - int(np.sum(assigned >= 0))
 
 
-def evaluate_detector(detector, annotations_path, read_image):
+def evaluate_detector(detector, annotations_path):
     """Recall per (group, size bin), unmatched detections and latency over an annotated set."""
     root = os.path.dirname(os.path.abspath(annotations_path))
     with open(annotations_path, encoding="utf-8") as handle:

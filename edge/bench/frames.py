@@ -5,13 +5,15 @@ import time
 import cv2
 import numpy as np
 
+from edge.inference.images import decode_image
+
 
 def image_frames(paths):
     """Yield (source, frame, decode_ms) for image files (decode = file bytes -> BGR array)."""
     for path in paths:
         data = np.fromfile(path, dtype=np.uint8)
         start = time.perf_counter()
-        frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        frame = decode_image(data, path)
         yield os.path.basename(path), frame, (time.perf_counter() - start) * 1000.0
 
 

@@ -1,9 +1,7 @@
 """Per-stage latency of the inference core (decode, detect, crop + classify, total) for each
 detector backend and TFLite runtime, on one thread."""
-import os
 import time
 
-import cv2
 import numpy as np
 
 
@@ -33,14 +31,11 @@ def measure_pipeline(pipeline, frames, warmup=3):
             "fps": round(1000.0 / float(np.mean(stages["total"])), 2)}
 
 
-def build_pipeline(detector_settings, classifier_meta, runtime_name, min_face=32):
-    """A single-threaded pipeline on the named TFLite runtime."""
-    from edge.inference.classifier import MaskClassifier
-    from edge.inference.detectors import create_detector
-    from edge.inference.pipeline import FaceMaskPipeline
+def single_thread_pipeline(detector_settings, classifier_meta, runtime_name, min_face=32):
+    """A pipeline on one CPU thread with the classifier on the named TFLite runtime."""
+    from edge.inference.accelerator import AcceleratorSettings
+    from edge.inference.pipeline import ClassifierSettings, build_pipeline
+    from edge.inference.runtime import find_runtime
 
-    os.environ["MASKDET_RUNTIME"] = runtime_name
-    cv2.setNumThreads(1)
-    detector = create_detector(detector_settings, accelerator="cpu", num_threads=1)
-    classifier = MaskClassifier.open(classifier_meta, accelerator="cpu", num_threads=1)
-    return FaceMaskPipeline(detector, classifier, min_face)
+    return build_pipeline(detector_settings, ClassifierSettings(classifier_meta, min_face),
+                          AcceleratorSettings(mode="cpu", threads=1), find_runtime(runtime_name))

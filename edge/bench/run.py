@@ -10,14 +10,15 @@ import tempfile
 
 import numpy as np
 
-from edge.cli import read_image
-from edge.inference.detectors import DetectorSettings, create_detector
-from edge.paths import shared_path
-from edge.inference.runtime import RUNTIME_MODULES
 from edge.bench.detector_recall import evaluate_detector
 from edge.bench.frames import load_frames
-from edge.bench.latency import build_pipeline, measure_pipeline
+from edge.bench.latency import measure_pipeline, single_thread_pipeline
 from edge.bench.scene_quality import evaluate_pipeline
+from edge.inference.accelerator import AcceleratorSettings
+from edge.inference.detectors import DetectorSettings, create_detector
+from edge.inference.fetch import cache_dir
+from edge.inference.runtime import RUNTIME_MODULES
+from edge.paths import REPO_ROOT, shared_path
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,16 @@ VIDEOS = ("one_unmasked.mp4", "one_masked.mp4", "putting_on_mask.mp4")
 IMAGES = ("four_faces.jpg", "grace_hopper.jpg")
 
 
+def bench_outputs(out_dir=None, update_repo=False):
+    """(results JSON, markdown report) paths: the repository's own files only when asked, else
+    `out_dir` or the cache's `bench/` folder."""
+    if update_repo:
+        return (os.path.join(REPO_ROOT, "benchmarks", "results.json"),
+                os.path.join(REPO_ROOT, "BENCHMARKS.md"))
+    folder = out_dir or os.path.join(cache_dir(), "bench")
+    return os.path.join(folder, "results.json"), os.path.join(folder, "BENCHMARKS.md")
+
+
 def available_runtimes():
     """The TFLite runtimes importable here (TensorFlow only if installed)."""
     return [name for name, module in RUNTIME_MODULES if importlib.util.find_spec(name) is not None]
@@ -47,12 +58,12 @@ def detector_recall(backends):
     """Recall tables for each backend on each annotated scene set."""
     results = {}
     for name, settings in backends.items():
-        detector = create_detector(settings, num_threads=1)
+        detector = create_detector(settings, AcceleratorSettings(mode="cpu", threads=1))
         for set_name, parts in SCENE_SETS.items():
             path = shared_path(*parts)
             if os.path.isfile(path):
                 log.info("recall: %s on %s", name, set_name)
-                results[f"{name} / {set_name}"] = evaluate_detector(detector, path, read_image)
+                results[f"{name} / {set_name}"] = evaluate_detector(detector, path)
     return results
 
 
@@ -61,7 +72,7 @@ def latency(backends, classifier_meta, frames_by_set, runtimes):
     results = {}
     for runtime in runtimes:
         for name, settings in backends.items():
-            pipeline = build_pipeline(settings, classifier_meta, runtime)
+            pipeline = single_thread_pipeline(settings, classifier_meta, runtime)
             for set_name, frames in frames_by_set.items():
                 log.info("latency: %s on %s, %s", name, runtime, set_name)
                 results[f"{name} / {runtime} / {set_name}"] = measure_pipeline(pipeline, frames)
@@ -86,7 +97,7 @@ def fastest_rounds(rounds):
 def scene_quality(backends, classifier_meta, runtime):
     """Detect + classify on data/scenes: recall of faces >= 48 px and label accuracy, per backend."""
     path = shared_path(*SCENE_SETS["scenes"])
-    return {name: evaluate_pipeline(build_pipeline(settings, classifier_meta, runtime), path, read_image)
+    return {name: evaluate_pipeline(single_thread_pipeline(settings, classifier_meta, runtime), path)
             for name, settings in backends.items()}
 
 
@@ -138,6 +149,8 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
     from edge.bench.daemon_run import run_daemon_bench
     from edge.bench.report import render_markdown
 
+    os.makedirs(os.path.dirname(os.path.abspath(out_json)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(out_markdown)), exist_ok=True)
     results = {}
     if os.path.isfile(out_json):
         with open(out_json, encoding="utf-8") as handle:

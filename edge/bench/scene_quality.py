@@ -5,11 +5,12 @@ import os
 import numpy as np
 
 from edge.bench.detector_recall import match
+from edge.inference.images import read_image
 
 LABELS = {"with_mask": "mask", "without_mask": "no_mask", "mask_weared_incorrect": "no_mask"}
 
 
-def evaluate_pipeline(pipeline, annotations_path, read_image, min_side=48):
+def evaluate_pipeline(pipeline, annotations_path, min_side=48):
     """Detection recall of faces >= `min_side` px (masked / unmasked) and the balanced accuracy
     of the labels given to the matched faces."""
     root = os.path.dirname(os.path.abspath(annotations_path))

@@ -107,17 +107,3 @@ def load_yaml(cls, text, filename="<config>"):
         return load_section(cls, node)
     except ConfigError as exc:
         raise ConfigError(f"{filename}: {exc}") from None
-
-
-def in_range(low=None, high=None):
-    """A check: low <= value <= high."""
-    def check(value):
-        if (low is not None and value < low) or (high is not None and value > high):
-            return f"must be between {low} and {high}"
-        return None
-    return check
-
-
-def one_of(*choices):
-    """A check: value in choices."""
-    return lambda value: None if value in choices else f"must be one of {', '.join(map(str, choices))}"

@@ -8,10 +8,13 @@ import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
-from edge.config.loader import in_range, load_yaml, one_of
-from edge.service.decision import DecisionSettings
-from edge.inference.detectors import DETECTOR_TYPES, DetectorSettings
+from edge.config.loader import load_yaml
 from edge.errors import ConfigError
+from edge.inference.accelerator import AcceleratorSettings
+from edge.inference.detectors import DetectorSettings
+from edge.inference.pipeline import ClassifierSettings
+from edge.service.decision import DecisionSettings
+from edge.settings import in_range, one_of
 
 DEFAULT_PATH = "/etc/maskdet/config.yaml"
 
@@ -53,72 +56,6 @@ class CameraConfig:
                                      lambda v: None if v and all(c.isalnum() or c in "-_" for c in v)
                                      else "use letters, digits, - and _ only"))
     source: SourceConfig = field(metadata=_help("where frames come from"))
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """The mask classifier."""
-
-    model: Optional[str] = field(default=None, metadata=_help(
-        "metadata JSON of the classifier (default: the shipped models/mask_classifier.json)"))
-    min_face_size: int = field(default=32, metadata=_help(
-        "faces smaller than this many pixels are `unknown`", in_range(8, 1000)))
-
-
-@dataclass(frozen=True)
-class AcceleratorConfig:
-    """The Edge TPU and CPU threads."""
-
-    mode: str = field(default="auto", metadata=_help("auto, cpu or edgetpu", one_of("auto", "cpu", "edgetpu")))
-    device: Optional[str] = field(default=None, metadata=_help("usb, usb:N, pci:N; empty: any"))
-    require: bool = field(default=False, metadata=_help("fail instead of falling back to the CPU"))
-    threads: int = field(default=2, metadata=_help("CPU inference threads", in_range(1, 16)))
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """The face detector (see `maskdet detect --help`)."""
-
-    type: str = field(default=DetectorSettings.type, metadata=_help("yunet, blazeface, ssd or res10",
-                                                                     one_of(*DETECTOR_TYPES)))
-    model: Optional[str] = field(default=None, metadata=_help("model file or `maskdet models` key"))
-    variant: str = field(default="full", metadata=_help("blazeface: full or short", one_of("full", "short")))
-    score_threshold: Optional[float] = field(default=None, metadata=_help(
-        "detector confidence; null: the type's default (yunet 0.7, others 0.5)", in_range(0.05, 0.99)))
-    detect_width: Optional[int] = field(default=None, metadata=_help(
-        "shrink wider frames to this before detecting; 0: never; null: the type's default "
-        "(yunet 480, others 0)", in_range(0, 8192)))
-    engine: str = field(default="auto", metadata=_help(
-        "yunet: onnxruntime, opencv, or auto (onnxruntime when installed)",
-        one_of("auto", "onnxruntime", "opencv")))
-
-    def settings(self):
-        """The detector factory's settings."""
-        return DetectorSettings(self.type, self.model, self.variant, self.score_threshold,
-                                detect_width=self.detect_width, engine=self.engine)
-
-
-@dataclass(frozen=True)
-class DecisionConfig:
-    """Turning per-frame scores into one decision per person."""
-
-    smoothing: float = field(default=0.4, metadata=_help("weight of the newest frame", in_range(0.01, 1.0)))
-    min_frames: int = field(default=4, metadata=_help("classified frames before deciding", in_range(1, 100)))
-    no_mask_above: float = field(default=0.7, metadata=_help("smoothed P(no mask) deciding no_mask", in_range(0.5, 0.99)))
-    mask_below: float = field(default=0.3, metadata=_help("smoothed P(no mask) deciding mask", in_range(0.01, 0.5)))
-    track_iou: float = field(default=0.3, metadata=_help("IoU that continues a track", in_range(0.05, 0.95)))
-    max_missed_frames: int = field(default=5, metadata=_help("frames a face may vanish and keep its track", in_range(0, 100)))
-    alert_clear_s: float = field(default=3.0, metadata=_help("the alert clears this long after the last "
-                                                              "unmasked person leaves or masks up", in_range(0, 3600)))
-
-    def __post_init__(self):
-        if self.mask_below >= self.no_mask_above:
-            raise ValueError(f"decision.mask_below ({self.mask_below}) must be below "
-                             f"decision.no_mask_above ({self.no_mask_above})")
-
-    def settings(self):
-        """The per-track decision settings."""
-        return DecisionSettings(self.smoothing, self.min_frames, self.no_mask_above, self.mask_below)
 
 
 @dataclass(frozen=True)
@@ -197,10 +134,10 @@ class Config:
 
     cameras: list[CameraConfig] = field(metadata=_help("one or more cameras"))
     device_id: str = field(default_factory=socket.gethostname, metadata=_help("this device in topics"))
-    detector: DetectorConfig = field(default_factory=DetectorConfig, metadata=_help("face detector"))
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig, metadata=_help("mask classifier"))
-    accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig, metadata=_help("Edge TPU"))
-    decision: DecisionConfig = field(default_factory=DecisionConfig, metadata=_help("decisions"))
+    detector: DetectorSettings = field(default_factory=DetectorSettings, metadata=_help("face detector"))
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings, metadata=_help("mask classifier"))
+    accelerator: AcceleratorSettings = field(default_factory=AcceleratorSettings, metadata=_help("Edge TPU and CPU threads"))
+    decision: DecisionSettings = field(default_factory=DecisionSettings, metadata=_help("decisions"))
     gpio: GpioConfig = field(default_factory=GpioConfig, metadata=_help("lights and buzzer"))
     mqtt: MqttConfig = field(default_factory=MqttConfig, metadata=_help("broker"))
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR",

@@ -8,11 +8,14 @@ import ctypes
 import logging
 import os
 import platform
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from edge.errors import AcceleratorError, ModelError
 from edge.inference.runtime import find_runtime, open_interpreter
+from edge.settings import in_range, one_of, setting
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,32 @@ CHECKLIST = ("check that the Coral is plugged in (a USB 3 port, or `lspci` shows
              "that libedgetpu1-std is installed, that the udev rules are in place and the service "
              "user is in the plugdev group (USB), or that the gasket / apex driver is loaded and "
              "/dev/apex_0 is readable (PCIe)")
+
+
+ACCELERATOR_MODES = ("auto", "cpu", "edgetpu")
+
+
+@dataclass(frozen=True)
+class AcceleratorSettings:
+    """Where the models run: the Edge TPU when asked and present, else the CPU, on how many threads."""
+
+    mode: str = setting("auto", "auto (the Edge TPU when an _edgetpu.tflite model lies beside the "
+                        "CPU model), cpu or edgetpu", one_of(*ACCELERATOR_MODES))
+    device: Optional[str] = setting(None, "Edge TPU device: usb, usb:N, pci:N; empty: any")
+    require: bool = setting(False, "fail instead of falling back to the CPU when the Edge TPU "
+                            "is missing or fails")
+    threads: int = setting(2, "CPU inference threads", in_range(1, 16))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs now (`edgetpu` / `cpu`) and, after a fallback, why not on the Edge TPU."""
+
+    accelerator: str = "cpu"
+    reason: Optional[str] = None
+
+
+CPU = Placement()
 
 
 def is_edgetpu_model(path):
@@ -64,25 +93,30 @@ class AcceleratedModel:
     first opened, mapped by position to the twin after a fallback.
     """
 
-    def __init__(self, model_path, accelerator="auto", device=None, require_accelerator=False,
-                 num_threads=None, runtime=None, delegate_loader=load_edgetpu_delegate):
-        if accelerator not in ("auto", "cpu", "edgetpu"):
-            raise ModelError(f"accelerator must be auto, cpu or edgetpu, not {accelerator!r}")
+    def __init__(self, model_path, settings=AcceleratorSettings(), runtime=None,
+                 delegate_loader=load_edgetpu_delegate):
+        if settings.mode not in ACCELERATOR_MODES:
+            raise ModelError(f"accelerator must be {', '.join(ACCELERATOR_MODES)}, not {settings.mode!r}")
         self.runtime = runtime or find_runtime()
-        self.num_threads = num_threads
-        self.require_accelerator = require_accelerator
+        self.num_threads = settings.threads
+        self.require_accelerator = settings.require
         self.fallback_reason = None
         self._cpu_path = cpu_twin(model_path)
         tpu_path = edgetpu_twin(model_path)
-        want_tpu = accelerator == "edgetpu" or (accelerator == "auto" and os.path.isfile(tpu_path))
+        want_tpu = settings.mode == "edgetpu" or (settings.mode == "auto" and os.path.isfile(tpu_path))
         if want_tpu:
-            self._open_tpu(tpu_path, device, delegate_loader)
+            self._open_tpu(tpu_path, settings.device, delegate_loader)
         else:
             self._open_cpu()
         self._input_order = [d["index"] for d in self._interpreter.get_input_details()]
         self._output_order = [d["index"] for d in self._interpreter.get_output_details()]
         self._index_map = {}
         self._inputs = {}
+
+    @property
+    def placement(self):
+        """Where this model runs now, and why not on the Edge TPU after a fallback."""
+        return Placement(self.accelerator, self.fallback_reason)
 
     def _open_tpu(self, tpu_path, device, delegate_loader):
         try:

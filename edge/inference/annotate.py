@@ -5,11 +5,16 @@ COLOURS_BGR = {"mask": (60, 180, 60), "no_mask": (40, 40, 220), "unknown": (160,
 CAPTIONS = {"mask": "Mask", "no_mask": "No mask", "unknown": "Unknown"}
 
 
+def percent(score):
+    """A score as people read it: `97.3%` (the same rounding everywhere)."""
+    return f"{score * 100:.1f}%"
+
+
 def caption(face):
-    """`No mask 97%`, `Mask 99%` or `Unknown`."""
+    """`No mask 97.3%`, `Mask 99.0%` or `Unknown`."""
     if face.label == "unknown":
         return CAPTIONS["unknown"]
-    return f"{CAPTIONS[face.label]} {face.score * 100:.0f}%"
+    return f"{CAPTIONS[face.label]} {percent(face.score)}"
 
 
 def draw_faces(frame_bgr, faces):

@@ -8,7 +8,7 @@ from edge.inference import tensors
 from edge.errors import ModelError
 from edge.inference.model_meta import load_classifier_meta, sha256_of
 from edge.inference.preprocess import crop_face, resize_square
-from edge.inference.accelerator import AcceleratedModel
+from edge.inference.accelerator import AcceleratedModel, AcceleratorSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,16 @@ class MaskClassifier:
             raise ModelError(f"{meta.model_path} takes {width}x{height} images but its metadata "
                              f"{meta.path} says {meta.input_size}: the two files do not belong "
                              "together")
+        outputs = interpreter.get_output_details()
+        classes = int(outputs[0]["shape"][-1]) if outputs else 0
+        if len(outputs) != 1 or classes != len(meta.labels):
+            raise ModelError(f"{meta.model_path} gives {classes} scores per face but its metadata "
+                             f"{meta.path} names {len(meta.labels)} labels {list(meta.labels)}: it "
+                             "is not a mask classifier of this metadata; use a model made by "
+                             "`maskdet-convert quantize`")
 
     @classmethod
-    def open(cls, meta_path, accelerator="auto", device=None, require_accelerator=False,
-             num_threads=None, runtime=None, verify_sha256=True):
+    def open(cls, meta_path, accelerator=AcceleratorSettings(), runtime=None, verify_sha256=True):
         """Open the classifier described by a metadata file (checks the CPU model's sha256).
 
         With accelerator `auto` an `_edgetpu.tflite` twin beside the model is used when present."""
@@ -44,14 +50,13 @@ class MaskClassifier:
         if verify_sha256 and sha256_of_existing(meta.model_path) != meta.sha256:
             raise ModelError(f"{meta.model_path} does not match the sha256 in {meta.path}: the "
                              "model was replaced or damaged; re-run `maskdet-convert quantize`")
-        model = AcceleratedModel(meta.model_path, accelerator, device, require_accelerator,
-                                 num_threads, runtime)
+        model = AcceleratedModel(meta.model_path, accelerator, runtime)
         return cls(meta, model)
 
     @property
-    def accelerator(self):
-        """`edgetpu` or `cpu`: where the classifier runs now."""
-        return getattr(self.interpreter, "accelerator", "cpu")
+    def placement(self):
+        """Where the classifier runs now (`edgetpu` / `cpu`) and why."""
+        return self.interpreter.placement
 
     def no_mask_probability(self, face_rgb):
         """P(no mask) for a face crop (any size, RGB uint8)."""

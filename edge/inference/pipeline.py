@@ -1,23 +1,54 @@
-"""One frame through the inference core: find faces, classify each, time each stage."""
+"""One frame through the inference core: find faces, classify each, time each stage.
+
+`build_pipeline` is the one way to make a pipeline: the daemon, `maskdet detect` and the bench all
+call it with the same three settings objects.
+"""
+import logging
 import time
 from dataclasses import dataclass, field
+from typing import Optional
+
+from edge.errors import DataError
+from edge.inference.accelerator import AcceleratorSettings
+from edge.inference.classifier import MaskClassifier
+from edge.inference.detectors import DetectorSettings, create_detector
+from edge.paths import default_classifier
+from edge.settings import in_range, setting
+
+log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
+class ClassifierSettings:
+    """The mask classifier and which faces it is asked about."""
+
+    model: Optional[str] = setting(None, "metadata JSON of the classifier (null: the shipped "
+                                   "models/mask_classifier.json)")
+    min_face_size: int = setting(32, "faces whose box is smaller than this many pixels (shorter "
+                                 "side) are `unknown`, not guessed", in_range(8, 1000))
+
+
+@dataclass(frozen=True)
 class FaceResult:
-    """A face in a frame: box in pixels, `mask` / `no_mask` / `unknown`, scores."""
+    """A face in a frame: box in pixels, `mask` / `no_mask` / `unknown`, scores; an `unknown`
+    face has no score and says why it was not classified."""
 
     box: tuple
     label: str
-    score: float
+    score: Optional[float]
     face_score: float
+    reason: Optional[str] = None
 
     def as_dict(self):
-        """The JSON form of DESIGN.md (`box` rounded to whole pixels)."""
-        return {"box": [int(round(v)) for v in self.box], "label": self.label,
-                "score": round(float(self.score), 4), "face_score": round(float(self.face_score), 4)}
+        """The JSON form of DESIGN.md (`box` in whole pixels, scores to 4 decimals)."""
+        out = {"box": [int(round(v)) for v in self.box], "label": self.label,
+               "score": None if self.score is None else round(float(self.score), 4),
+               "face_score": round(float(self.face_score), 4)}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass
@@ -36,18 +67,39 @@ class FaceMaskPipeline:
         self.classifier = classifier
         self.min_face_size = min_face_size
 
+    def placements(self):
+        """Where each model runs now and why: {"detector": Placement, "classifier": Placement}."""
+        return {"detector": self.detector.placement, "classifier": self.classifier.placement}
+
     def analyze(self, frame_bgr):
         """Faces of one BGR frame with their labels, and stage timings (detect, classify)."""
         start = time.perf_counter()
         faces = self.detector.detect(frame_bgr)
         detected = time.perf_counter()
-        results = []
-        for face in faces:
-            if face.size < self.min_face_size:
-                results.append(FaceResult(face.box, UNKNOWN, 0.0, face.score))
-                continue
-            c = self.classifier.classify_box(frame_bgr, face.box)
-            results.append(FaceResult(face.box, c.label, c.score, face.score))
+        results = [self._classify(frame_bgr, face) for face in faces]
         done = time.perf_counter()
         return FrameResult(results, {"detect": (detected - start) * 1000.0,
                                      "classify": (done - detected) * 1000.0})
+
+    def _classify(self, frame_bgr, face):
+        """One face's result; a face that cannot be classified is `unknown` with the reason, and
+        never costs the other faces of the frame."""
+        if face.size < self.min_face_size:
+            return FaceResult(face.box, UNKNOWN, None, face.score,
+                              f"smaller than {self.min_face_size} px ({face.size:.0f} px)")
+        try:
+            c = self.classifier.classify_box(frame_bgr, face.box)
+        except DataError as exc:
+            log.debug("face %s not classified: %s", face.box, exc)
+            return FaceResult(face.box, UNKNOWN, None, face.score, str(exc))
+        return FaceResult(face.box, c.label, c.score, face.score)
+
+
+def build_pipeline(detector=DetectorSettings(), classifier=ClassifierSettings(),
+                   accelerator=AcceleratorSettings(), runtime=None):
+    """The inference core the settings describe (models loaded, accelerator chosen). `runtime`
+    (a `Runtime`) picks the classifier's TFLite runtime; None: the first installed."""
+    face_detector = create_detector(detector, accelerator)
+    mask_classifier = MaskClassifier.open(classifier.model or default_classifier(), accelerator,
+                                          runtime)
+    return FaceMaskPipeline(face_detector, mask_classifier, classifier.min_face_size)

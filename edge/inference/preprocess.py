@@ -6,6 +6,8 @@ face (a square around the box, widened by a margin) and the resize are identical
 import cv2
 import numpy as np
 
+from edge.errors import DataError
+
 # MobileNetV2's input normalisation: real = (pixel - MEAN) / STD, so pixels 0..255 map to -1..1.
 PIXEL_MEAN = 127.5
 PIXEL_STD = 127.5
@@ -26,12 +28,12 @@ def crop_face(image, box, margin=DEFAULT_MARGIN):
     height, width = image.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in square_box(box, margin))
     if x2 <= x1 or y2 <= y1:
-        raise ValueError(f"empty face box {list(box)}")
+        raise DataError(f"empty face box {list(box)}")
     pad_left, pad_top = max(0, -x1), max(0, -y1)
     pad_right, pad_bottom = max(0, x2 - width), max(0, y2 - height)
     crop = image[max(0, y1):min(height, y2), max(0, x1):min(width, x2)]
     if crop.size == 0:
-        raise ValueError(f"face box {list(box)} lies outside the {width}x{height} image")
+        raise DataError(f"face box {list(box)} lies outside the {width}x{height} image")
     if pad_left or pad_top or pad_right or pad_bottom:
         crop = cv2.copyMakeBorder(crop, pad_top, pad_bottom, pad_left, pad_right,
                                   cv2.BORDER_REPLICATE)

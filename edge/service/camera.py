@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from edge.service.sources import EndOfStream, SourceError
+from edge.errors import EndOfStream, SourceError
 
 log = logging.getLogger(__name__)
 

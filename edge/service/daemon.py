@@ -12,16 +12,12 @@ import time
 
 import numpy as np
 
+from edge.config import load_config
+from edge.errors import ConfigError, MaskdetError
+from edge.inference.pipeline import build_pipeline
 from edge.service import payloads
 from edge.service.camera import CameraWorker
-from edge.service.people import new_camera_state
-from edge.inference.classifier import MaskClassifier
-from edge.config import load_config
-from edge.inference.detectors import create_detector
-from edge.errors import ConfigError, MaskdetError
-from edge.service.outbox import Outbox
-from edge.paths import models_dir
-from edge.inference.pipeline import FaceMaskPipeline
+from edge.service.people import PeopleInView
 from edge.service.publisher import Publisher
 from edge.service.sources import create_source
 from edge.service.systemd_notify import notify, watchdog_interval
@@ -31,15 +27,6 @@ log = logging.getLogger(__name__)
 STATE_EVERY_S = 5.0  # retained state is re-published at least this often (fps changes)
 STALL_S = 30.0  # a camera with no frame and no error this long is hung: stop the watchdog pings
 READY_TIMEOUT_S = 20.0
-
-
-def build_pipeline(config):
-    """The inference core the config describes (models loaded, accelerator chosen)."""
-    acc = config.accelerator
-    detector = create_detector(config.detector.settings(), acc.mode, acc.device, acc.require, acc.threads)
-    classifier = MaskClassifier.open(config.classifier.model or f"{models_dir()}/mask_classifier.json",
-                                     acc.mode, acc.device, acc.require, acc.threads)
-    return FaceMaskPipeline(detector, classifier, config.classifier.min_face_size)
 
 
 def build_indicator(config, pin_factory=None):
@@ -57,13 +44,12 @@ class Daemon:
 
     def __init__(self, config, pin_factory=None, publisher=None):
         self.config = config
-        self.pipeline = build_pipeline(config)
+        self.pipeline = build_pipeline(config.detector, config.classifier, config.accelerator)
         self.indicator = build_indicator(config, pin_factory)
-        self.outbox = Outbox(config.mqtt.outbox_path, config.mqtt.outbox_max_events)
-        self.publisher = publisher or Publisher(config.mqtt, config.device_id, self.outbox,
+        self.publisher = publisher or Publisher(config.mqtt, config.device_id,
                                                 [c.name for c in config.cameras])
         self.workers = {c.name: CameraWorker(c.name, create_source(c.source)) for c in config.cameras}
-        self.states = {c.name: new_camera_state(c.name, config.decision) for c in config.cameras}
+        self.views = {c.name: PeopleInView(c.name, config.decision) for c in config.cameras}
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.started_at = time.time()
@@ -84,7 +70,7 @@ class Daemon:
         self.pipeline.analyze(np.zeros((360, 640, 3), np.uint8))
         notify("READY=1\nSTATUS=watching " + ", ".join(self.workers))
         log.info("maskdet ready: cameras %s, classifier on %s", ", ".join(self.workers),
-                 self.pipeline.classifier.accelerator)
+                 self.pipeline.placements()["classifier"].accelerator)
 
     def run(self):
         """The frame loop; returns when stopped, reloaded, or every file source has ended."""
@@ -107,18 +93,18 @@ class Daemon:
         busy = False
         for name, worker in self.workers.items():
             frame = worker.frames.get()
-            state = self.states[name]
+            view = self.views[name]
             if frame is None:
-                state.tick(time.time())
+                view.tick(time.time())
             else:
                 busy = True
-                self._process(frame, state)
-            self._publish_state(name, state, worker)
+                self._process(frame, view)
+            self._publish_state(name, view, worker)
         self._show_alert()
         self._maybe_publish_stats()
         return busy
 
-    def _process(self, frame, state):
+    def _process(self, frame, view):
         try:
             result = self.pipeline.analyze(frame.image)
         except MaskdetError as exc:  # e.g. the accelerator is required and gone
@@ -129,28 +115,27 @@ class Daemon:
             return
         for stage, ms in result.timings_ms.items():
             self.latencies[stage].append(ms)
-        for d in state.observe(result.faces, frame.captured_at):
-            event = payloads.event(self.outbox.next_seq(), d.kind, frame.camera, d.track_id,
-                                   d.score, d.box, self.config.device_id, now=frame.captured_at)
+        for d in view.observe(result.faces, frame.captured_at):
+            event = payloads.event(d.kind, frame.camera, d.track_id, d.score, d.box,
+                                   self.config.device_id, now=frame.captured_at)
             log.info("camera %s: person %d %s (%.2f)", frame.camera, d.track_id, d.kind, d.score)
             self.publisher.publish_event(frame.camera, event)
 
-    def _publish_state(self, name, state, worker):
-        key = (state.alert, state.people, state.without_mask, worker.ok,
-               self.pipeline.classifier.accelerator)
+    def _publish_state(self, name, view, worker):
+        placement = self.pipeline.placements()["classifier"]
+        key = (view.alert, view.seen, view.without_mask, worker.ok, placement)
         last = self._published_state.get(name)
         now = time.monotonic()
         if last and last[0] == key and now - last[1] < STATE_EVERY_S:
             return
         self._published_state[name] = (key, now)
-        error = worker.error or getattr(self.pipeline.classifier.interpreter, "fallback_reason", None)
         self.publisher.publish_state(name, payloads.state(
-            state.alert, state.people, state.without_mask, state.in_view, state.fps,
-            self.pipeline.classifier.accelerator, worker.ok, error))
+            view.alert, view.seen, view.without_mask, view.in_view, view.fps,
+            placement.accelerator, worker.ok, worker.error or placement.reason))
 
     def _show_alert(self):
         if self.indicator:
-            self.indicator.show(any(s.alert for s in self.states.values()))
+            self.indicator.show(any(v.alert for v in self.views.values()))
 
     def _maybe_publish_stats(self):
         now = time.monotonic()
@@ -160,9 +145,10 @@ class Daemon:
         latency = {stage: {"median": round(float(np.median(v)), 2), "p90": round(float(np.percentile(v, 90)), 2)}
                    for stage, v in self.latencies.items() if v}
         self.latencies = {stage: [] for stage in self.latencies}
+        outbox = self.publisher.outbox_status()
         self.publisher.publish_stats(payloads.stats(
-            latency, {n: w.frames.dropped for n, w in self.workers.items()}, self.outbox.depth,
-            self.outbox.dropped, time.time() - self.started_at))
+            latency, {n: w.frames.dropped for n, w in self.workers.items()}, outbox["depth"],
+            outbox["dropped"], time.time() - self.started_at))
 
     def _healthy(self):
         """Frames flow, or each silent camera is known to be down (and being reopened)."""
@@ -182,13 +168,10 @@ class Daemon:
         notify("STOPPING=1")
         for worker in self.workers.values():
             worker.stop()
-        deadline = time.monotonic() + drain_timeout
-        while self.publisher.connected.is_set() and not self.publisher.idle and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self.publisher.drain(drain_timeout)
         self.publisher.close()
         if self.indicator:
             self.indicator.close()
-        self.outbox.close()
 
 
 def run_service(config_path, pin_factory=None):

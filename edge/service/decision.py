@@ -2,15 +2,27 @@
 `mask` or `no_mask` once; a decided person who later changes gives one new decision."""
 from dataclasses import dataclass
 
+from edge.settings import in_range, setting
+
 
 @dataclass(frozen=True)
 class DecisionSettings:
-    """How sure and for how long before a person is decided."""
+    """How faces become tracks, how sure and for how long before a person is decided, and how
+    long the alert outlives the last unmasked person (the config's `decision` section)."""
 
-    smoothing: float = 0.4  # weight of the newest frame in the running mean
-    min_frames: int = 4  # classified frames before the first decision
-    no_mask_above: float = 0.7  # smoothed P(no mask) that decides no_mask
-    mask_below: float = 0.3  # smoothed P(no mask) that decides mask
+    smoothing: float = setting(0.4, "weight of the newest frame in the running mean", in_range(0.01, 1.0))
+    min_frames: int = setting(4, "classified frames before the first decision", in_range(1, 100))
+    no_mask_above: float = setting(0.7, "smoothed P(no mask) that decides no_mask", in_range(0.5, 0.99))
+    mask_below: float = setting(0.3, "smoothed P(no mask) that decides mask", in_range(0.01, 0.5))
+    track_iou: float = setting(0.3, "IoU that continues a track", in_range(0.05, 0.95))
+    max_missed_frames: int = setting(5, "frames a face may vanish and keep its track", in_range(0, 100))
+    alert_clear_s: float = setting(3.0, "the alert clears this long after the last unmasked person "
+                                   "leaves or masks up", in_range(0, 3600))
+
+    def __post_init__(self):
+        if self.mask_below >= self.no_mask_above:
+            raise ValueError(f"decision.mask_below ({self.mask_below}) must be below "
+                             f"decision.no_mask_above ({self.no_mask_above})")
 
 
 @dataclass

@@ -14,9 +14,9 @@ def utc_now_iso(now=None):
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event(seq, kind, camera, track_id, score, box, device, now=None, event_id=None):
-    """One decision about one person."""
-    return {"id": event_id or uuid.uuid4().hex, "seq": int(seq), "type": kind, "camera": camera,
+def event(kind, camera, track_id, score, box, device, now=None, event_id=None):
+    """One decision about one person (the publisher adds `seq` when it stores it)."""
+    return {"id": event_id or uuid.uuid4().hex, "type": kind, "camera": camera,
             "track_id": int(track_id), "score": round(float(score), 4),
             "box": [int(round(v)) for v in box], "time": utc_now_iso(now), "device": device}
 

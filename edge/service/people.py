@@ -1,8 +1,12 @@
-"""What one camera knows between frames: its tracker, per-track decisions, its alert and counts."""
+"""What one camera knows between frames: the people in view (tracks, each with its decision),
+the counts of people seen and unmasked, and the camera's alert."""
 from dataclasses import dataclass, field
+from typing import Optional
 
 from edge.service.decision import TrackDecision, update_decision
 from edge.service.tracker import Tracker
+
+FPS_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -16,76 +20,92 @@ class Decision:
 
 
 @dataclass
-class CameraState:
-    """Tracks, decisions and the alert of one camera."""
+class Person:
+    """One tracked person: the running decision and whether the counts include them yet."""
 
-    name: str
-    tracker: Tracker
-    decision_settings: object
-    alert_clear_s: float
-    alert: bool = False
-    people: int = 0
-    without_mask: int = 0
-    in_view: int = 0
-    last_unmasked_at: float = None
-    frames: int = 0
-    frame_times: list = field(default_factory=list)
+    decision: TrackDecision = field(default_factory=TrackDecision)
+    counted: bool = False
+    counted_unmasked: bool = False
+
+    @property
+    def unmasked(self):
+        """True while this person is decided `no_mask`."""
+        return self.decision.decided == "no_mask"
+
+
+class PeopleInView:
+    """Tracks, per-person decisions, counts and the alert of one camera."""
+
+    def __init__(self, name, settings):
+        self.name = name
+        self.settings = settings
+        self.tracker = Tracker(settings.track_iou, settings.max_missed_frames)
+        self.people = {}  # track id -> Person, for live tracks
+        self.alert = False
+        self.seen = 0  # people decided since start
+        self.without_mask = 0  # of them, decided no_mask at least once
+        self.in_view = 0
+        self.last_unmasked_at: Optional[float] = None
+        self._frame_times = []
 
     def observe(self, faces, now):
         """Fold one frame's faces in; returns the decisions it caused."""
-        live, _ = self.tracker.update(faces, now)
-        self.frames += 1
+        live, ended = self.tracker.update(faces, now)
+        for track in ended:
+            self.people.pop(track.track_id, None)
         decisions = []
         for track in live:
             if track.face is None:
                 continue
-            state = track.data.setdefault("decision", TrackDecision())
-            p = None if track.face.label == "unknown" else _no_mask_probability(track.face)
-            verdict = update_decision(state, p, self.decision_settings)
-            if verdict:
-                score = state.probability if verdict == "no_mask" else 1.0 - state.probability
-                decisions.append(Decision(track.track_id, verdict, score, track.box))
-                self._count(track, verdict)
+            person = self.people.setdefault(track.track_id, Person())
+            decision = self._decide(person, track)
+            if decision:
+                decisions.append(decision)
         self.in_view = sum(1 for t in live if t.face is not None)
-        self._update_alert(live, now)
-        self.frame_times = [t for t in self.frame_times if now - t < 5.0] + [now]
+        self._update_alert(now)
+        self._frame_times = [t for t in self._frame_times if now - t < FPS_WINDOW_S] + [now]
         return decisions
 
-    def _count(self, track, verdict):
-        if not track.data.get("counted"):
-            track.data["counted"] = True
-            self.people += 1
-        if verdict == "no_mask" and not track.data.get("counted_unmasked"):
-            track.data["counted_unmasked"] = True
+    def _decide(self, person, track):
+        face = track.face
+        p = None if face.score is None else _no_mask_probability(face)
+        verdict = update_decision(person.decision, p, self.settings)
+        if not verdict:
+            return None
+        probability = person.decision.probability
+        self._count(person, verdict)
+        return Decision(track.track_id, verdict,
+                        probability if verdict == "no_mask" else 1.0 - probability, track.box)
+
+    def _count(self, person, verdict):
+        if not person.counted:
+            person.counted = True
+            self.seen += 1
+        if verdict == "no_mask" and not person.counted_unmasked:
+            person.counted_unmasked = True
             self.without_mask += 1
 
-    def _update_alert(self, live, now):
-        unmasked = any(t.data.get("decision") and t.data["decision"].decided == "no_mask" for t in live)
-        if unmasked:
+    def _update_alert(self, now):
+        if any(p.unmasked for p in self.people.values()):
             self.last_unmasked_at = now
             self.alert = True
         else:
             self.tick(now)
 
     def tick(self, now):
-        """Let the alert clear on time even when no frame arrives."""
-        if self.alert and self.last_unmasked_at is not None and now - self.last_unmasked_at >= self.alert_clear_s:
+        """Let the alert clear on time, also when no frame arrives."""
+        if self.alert and self.last_unmasked_at is not None and \
+                now - self.last_unmasked_at >= self.settings.alert_clear_s:
             self.alert = False
 
     @property
     def fps(self):
         """Frames per second over the last five seconds."""
-        if len(self.frame_times) < 2:
+        times = self._frame_times
+        if len(times) < 2:
             return 0.0
-        return (len(self.frame_times) - 1) / max(self.frame_times[-1] - self.frame_times[0], 1e-6)
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
 
 
 def _no_mask_probability(face):
     return face.score if face.label == "no_mask" else 1.0 - face.score
-
-
-def new_camera_state(name, decision_config):
-    """A CameraState from the decision section of the config."""
-    return CameraState(name, Tracker(decision_config.track_iou, decision_config.max_missed_frames),
-                       decision_config.settings(), decision_config.alert_clear_s)
-

@@ -12,8 +12,10 @@ import logging
 import os
 import queue
 import threading
+import time
 
 from edge.errors import ConfigError
+from edge.service.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,10 @@ def discovery_config(base, device_id, camera, discovery_prefix):
 class Publisher:
     """Everything the daemon says over MQTT."""
 
-    def __init__(self, mqtt_config, device_id, outbox, cameras=(), client=None):
+    def __init__(self, mqtt_config, device_id, cameras=(), client=None):
         self.config = mqtt_config
         self.device_id = device_id
-        self.outbox = outbox
+        self.outbox = Outbox(mqtt_config.outbox_path, mqtt_config.outbox_max_events)
         self.cameras = list(cameras)
         self.base = f"{mqtt_config.prefix}/{device_id}"
         self.connected = threading.Event()
@@ -185,14 +187,29 @@ class Publisher:
                 break
 
     def publish_event(self, camera, payload):
-        """Store an event in the outbox; the sender thread sends it when it can."""
+        """Number an event (`seq`, kept across restarts) and store it in the outbox; the sender
+        thread sends it when it can. Returns the numbered payload."""
+        payload = dict(payload, seq=self.outbox.next_seq())
         self.outbox.put(payload["seq"], f"{self.base}/{camera}/event", payload)
         self._work.put(("event", None))
+        return payload
 
     @property
     def idle(self):
         """True when every stored event has been acknowledged."""
         return self.outbox.depth == 0
+
+    def outbox_status(self):
+        """What stats report of the outbox: events waiting and dropped, where it is kept."""
+        return {"depth": self.outbox.depth, "dropped": self.outbox.dropped,
+                "storage": getattr(self.outbox, "storage", "disk"),
+                "problem": getattr(self.outbox, "problem", None)}
+
+    def drain(self, timeout):
+        """Wait up to `timeout` s, while connected, until the broker has every stored event."""
+        deadline = time.monotonic() + timeout
+        while self.connected.is_set() and not self.idle and time.monotonic() < deadline:
+            self._stop.wait(0.05)
 
     def publish_state(self, camera, payload):
         """Retained camera state (also re-sent after each reconnect)."""
@@ -207,7 +224,8 @@ class Publisher:
             self.client.publish(f"{self.base}/stats", json.dumps(payload), qos=0)
 
     def close(self, timeout=5.0):
-        """Publish `offline`, wait for it, disconnect."""
+        """Publish `offline`, wait for it, disconnect, close the outbox (what it holds is kept
+        for the next start)."""
         self._stop.set()
         if self._sender.is_alive():
             self._sender.join(timeout)
@@ -220,3 +238,4 @@ class Publisher:
             log.warning("MQTT shutdown: %s", exc)
         finally:
             self.client.loop_stop()
+            self.outbox.close()

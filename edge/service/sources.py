@@ -11,19 +11,11 @@ import time
 import cv2
 import numpy as np
 
-from edge.errors import MaskdetError
+from edge.errors import EndOfStream, SourceError
+from edge.inference.images import list_images
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class SourceError(MaskdetError):
-    """A camera cannot be opened or has stopped delivering frames."""
-
-
-class EndOfStream(SourceError):
-    """A file or folder (not looped) has no more frames."""
 
 
 class Pacer:
@@ -109,8 +101,7 @@ class FolderSource:
         """List the images; SourceError when there are none."""
         if not os.path.isdir(self.path):
             raise SourceError(f"image folder {self.path} does not exist")
-        self._files = sorted(os.path.join(self.path, n) for n in os.listdir(self.path)
-                             if n.lower().endswith(IMAGE_EXTENSIONS))
+        self._files = list_images(self.path)
         if not self._files:
             raise SourceError(f"image folder {self.path} holds no images")
         self._index = 0

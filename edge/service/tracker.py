@@ -1,6 +1,6 @@
 """Faces -> tracks, per camera: greedy IoU matching; a face that vanishes for a few frames keeps
 its track."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,7 +18,6 @@ class Track:
     misses: int = 0
     hits: int = 0
     face: object = None  # the FaceResult of the last frame that saw it
-    data: dict = field(default_factory=dict)  # per-track state of later stages (decisions)
 
 
 class Tracker:

@@ -167,7 +167,7 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
     class FailingPipeline:
         def __init__(self, pipeline):
             self.pipeline, self.calls = pipeline, 0
-            self.classifier = pipeline.classifier
+            self.placements = pipeline.placements
 
         def analyze(self, image):
             self.calls += 1
@@ -175,7 +175,7 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
                 raise AcceleratorError("the Edge TPU at usb:0 stopped answering")
             return self.pipeline.analyze(image)
 
-    monkeypatch.setattr(daemon_module, "build_pipeline", lambda c: FailingPipeline(real_build(c)))
+    monkeypatch.setattr(daemon_module, "build_pipeline", lambda *settings: FailingPipeline(real_build(*settings)))
     config_file = tmp_path / "maskdet.yaml"
     config_file.write_text(config_text(shared_path("data", "videos", "one_unmasked.mp4"), broker, tmp_path))
     sub = Subscriber(broker, "maskdet/#")

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.inference.accelerator import AcceleratedModel, cpu_twin, edgetpu_twin
+from edge.inference.accelerator import AcceleratedModel, AcceleratorSettings, cpu_twin, edgetpu_twin
 from edge.errors import AcceleratorError
 from edge.inference.runtime import Runtime, find_runtime
 from tests.conftest import shared_path
@@ -38,7 +38,7 @@ def test_without_libedgetpu_the_cpu_twin_runs_with_a_warning(compiled_pair, capl
 
 def test_require_accelerator_turns_the_fallback_into_an_error_that_says_what_to_check(compiled_pair):
     with pytest.raises(AcceleratorError) as info:
-        AcceleratedModel(compiled_pair, require_accelerator=True)
+        AcceleratedModel(compiled_pair, AcceleratorSettings(require=True))
     message = str(info.value)
     for hint in ("libedgetpu", "udev", "plugdev", "USB", "gasket"):
         assert hint in message
@@ -92,7 +92,7 @@ def test_a_device_that_disappears_while_running_falls_back_to_the_cpu(compiled_p
 
 def test_a_device_failure_with_require_accelerator_is_an_error(compiled_pair):
     runtime = Runtime("fake-tpu", FailingTpuInterpreter, None)
-    model = AcceleratedModel(compiled_pair, runtime=runtime, require_accelerator=True,
+    model = AcceleratedModel(compiled_pair, AcceleratorSettings(require=True), runtime=runtime,
                              delegate_loader=lambda runtime, device: object())
     details = model.get_input_details()[0]
     model.set_tensor(details["index"], np.zeros(details["shape"], np.uint8))

@@ -121,7 +121,7 @@ def test_blazeface_decode_places_a_box_on_its_anchor():
 
 def test_blazeface_rejects_a_model_of_the_other_variant():
     full_range = detector_or_skip(DetectorSettings("blazeface", variant="full"))
-    with pytest.raises(ValueError, match="short-range takes 128x128"):
+    with pytest.raises(ModelError, match="short-range takes 128x128"):
         blazeface.BlazeFaceDetector(full_range.interpreter, "short")
 
 

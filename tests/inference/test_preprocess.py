@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from edge.errors import DataError
 from edge.inference.preprocess import crop_face, normalize, resize_square, square_box
 
 
@@ -27,7 +28,7 @@ def test_crop_at_the_border_keeps_the_face_centred_by_repeating_edges():
 
 
 def test_crop_outside_the_image_is_an_error():
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(DataError, match="outside"):
         crop_face(np.zeros((10, 10, 3), np.uint8), [50, 50, 60, 60], margin=0.0)
 
 

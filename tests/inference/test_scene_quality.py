@@ -2,11 +2,10 @@
 the measurement in BENCHMARKS.md, a little below it, so that a regression fails."""
 import pytest
 
-from edge.bench.latency import build_pipeline
+from edge.bench.latency import single_thread_pipeline
 from edge.bench.scene_quality import evaluate_pipeline
-from edge.cli import read_image
 from edge.inference.detectors import DetectorSettings
-from edge.paths import models_dir
+from edge.paths import default_classifier
 from tests.conftest import shared_path
 
 FLOORS = {"recall": {"mask": 0.85, "no_mask": 0.85}, "accuracy": {"mask": 0.95, "no_mask": 0.88},
@@ -16,8 +15,8 @@ FLOORS = {"recall": {"mask": 0.85, "no_mask": 0.85}, "accuracy": {"mask": 0.95, 
 @pytest.fixture(scope="module")
 def quality():
     annotations = shared_path("data", "scenes", "annotations.json")
-    pipeline = build_pipeline(DetectorSettings(), f"{models_dir()}/mask_classifier.json", "ai_edge_litert")
-    return evaluate_pipeline(pipeline, annotations, read_image, min_side=32)
+    pipeline = single_thread_pipeline(DetectorSettings(), default_classifier(), "ai_edge_litert")
+    return evaluate_pipeline(pipeline, annotations, min_side=32)
 
 
 @pytest.mark.parametrize("group", ["mask", "no_mask"])

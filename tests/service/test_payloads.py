@@ -10,8 +10,8 @@ def validate(name, payload):
 
 
 def test_event_payload_matches_its_schema_and_has_a_unique_id():
-    a = payloads.event(1, "no_mask", "door", 3, 0.93, (10.2, 20.7, 110, 130), "pi-1", now=0)
-    b = payloads.event(2, "mask", "door", 4, 0.88, (0, 0, 5, 5), "pi-1")
+    a = dict(payloads.event("no_mask", "door", 3, 0.93, (10.2, 20.7, 110, 130), "pi-1", now=0), seq=1)
+    b = dict(payloads.event("mask", "door", 4, 0.88, (0, 0, 5, 5), "pi-1"), seq=2)
     validate("event", a)
     validate("event", b)
     assert a["id"] != b["id"] and a["box"] == [10, 21, 110, 130]
@@ -19,7 +19,7 @@ def test_event_payload_matches_its_schema_and_has_a_unique_id():
 
 
 def test_a_wrong_event_fails_the_schema():
-    bad = payloads.event(1, "no_mask", "door", 3, 0.93, (1, 2, 3, 4), "pi-1")
+    bad = dict(payloads.event("no_mask", "door", 3, 0.93, (1, 2, 3, 4), "pi-1"), seq=1)
     bad["type"] = "maybe"
     with pytest.raises(jsonschema.ValidationError):
         validate("event", bad)

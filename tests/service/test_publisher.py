@@ -5,7 +5,6 @@ import jsonschema
 
 from edge.service import payloads
 from edge.config.schema import HomeAssistantConfig, MqttConfig
-from edge.service.outbox import Outbox
 from edge.service.publisher import Publisher, read_password
 from tests.conftest import Broker, Subscriber
 
@@ -14,8 +13,12 @@ def mqtt_config(broker, **kw):
     return MqttConfig(host=broker.host, port=broker.port, prefix="maskdet", keepalive_s=5, **kw)
 
 
-def make_event(outbox, kind="no_mask"):
-    return payloads.event(outbox.next_seq(), kind, "door", 1, 0.9, (1, 2, 3, 4), "pi-test")
+def make_event(kind="no_mask"):
+    return payloads.event(kind, "door", 1, 0.9, (1, 2, 3, 4), "pi-test")
+
+
+def mqtt_config_at(broker, tmp_path, **kw):
+    return mqtt_config(broker, outbox_path=str(tmp_path / "o.db"), **kw)
 
 
 def events(messages):
@@ -24,12 +27,11 @@ def events(messages):
 
 def test_events_state_and_availability_arrive_and_match_the_schemas(broker, tmp_path):
     sub = Subscriber(broker)
-    outbox = Outbox(tmp_path / "o.db")
-    pub = Publisher(mqtt_config(broker), "pi-test", outbox, ["door"])
+    pub = Publisher(mqtt_config_at(broker, tmp_path), "pi-test", ["door"])
     pub.start()
     assert pub.connected.wait(10)
     for _ in range(3):
-        pub.publish_event("door", make_event(outbox))
+        pub.publish_event("door", make_event())
     pub.publish_state("door", payloads.state(True, 1, 1, 1, 12.0, "cpu", True))
     got = sub.wait_for(lambda m: len(events(m)) == 3 and any(t.endswith("/state") for t, _, _ in m))
     for e in events(got):
@@ -38,7 +40,7 @@ def test_events_state_and_availability_arrive_and_match_the_schemas(broker, tmp_
     assert ("maskdet/pi-test/availability", "online", False) in got or \
         ("maskdet/pi-test/availability", "online", True) in got
     sub.wait_for(lambda m: False, timeout=0.3)
-    assert outbox.depth == 0
+    assert pub.outbox_status()["depth"] == 0
     pub.close()
     final = sub.wait_for(lambda m: m[-1][1] == "offline")
     assert final[-1][:2] == ("maskdet/pi-test/availability", "offline")
@@ -46,7 +48,7 @@ def test_events_state_and_availability_arrive_and_match_the_schemas(broker, tmp_
 
 
 def test_retained_state_and_availability_greet_a_late_subscriber(broker, tmp_path):
-    pub = Publisher(mqtt_config(broker), "pi-test", Outbox(tmp_path / "o.db"), ["door"])
+    pub = Publisher(mqtt_config_at(broker, tmp_path), "pi-test", ["door"])
     pub.start()
     assert pub.connected.wait(10)
     pub.publish_state("door", payloads.state(False, 0, 0, 0, 10.0, "cpu", True))
@@ -64,14 +66,13 @@ def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_retu
     # the outage: whichever of the two reconnects first, the broker queues for the subscriber.
     broker = Broker(tmp_path, persistence=True).start()
     sub = Subscriber(broker, "maskdet/+/+/event", client_id="monitor")
-    outbox = Outbox(tmp_path / "o.db")
-    pub = Publisher(mqtt_config(broker), "pi-test", outbox, ["door"])
+    pub = Publisher(mqtt_config_at(broker, tmp_path), "pi-test", ["door"])
     pub.start()
     assert pub.connected.wait(10)
     broker.stop()
     for _ in range(5):
-        pub.publish_event("door", make_event(outbox))
-    assert outbox.depth == 5
+        pub.publish_event("door", make_event())
+    assert pub.outbox_status()["depth"] == 5
     broker.start()
     got = sub.wait_for(lambda m: len(events(m)) >= 5, timeout=30)
     assert [e["seq"] for e in events(got)][:5] == [1, 2, 3, 4, 5]
@@ -81,22 +82,18 @@ def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_retu
 
 
 def test_the_outbox_survives_a_restart_of_the_daemon(broker, tmp_path):
-    outbox = Outbox(tmp_path / "o.db")
+    offline = MqttConfig(host=broker.host, port=1, outbox_path=str(tmp_path / "o.db"))
+    first = Publisher(offline, "pi-test", ["door"])  # never connects: the events stay stored
     for _ in range(2):
-        seq = outbox.next_seq()
-        outbox.put(seq, "maskdet/pi-test/door/event", make_event_with_seq(seq))
-    outbox.close()
+        first.publish_event("door", make_event("mask"))
+    first.close()
     sub = Subscriber(broker)
-    pub = Publisher(mqtt_config(broker), "pi-test", Outbox(tmp_path / "o.db"), ["door"])
+    pub = Publisher(mqtt_config_at(broker, tmp_path), "pi-test", ["door"])
     pub.start()
     got = sub.wait_for(lambda m: len(events(m)) == 2)
     assert [e["seq"] for e in events(got)] == [1, 2]
     pub.close()
     sub.close()
-
-
-def make_event_with_seq(seq):
-    return payloads.event(seq, "mask", "door", 2, 0.8, (0, 0, 9, 9), "pi-test")
 
 
 def test_an_exception_in_a_paho_callback_is_logged_and_events_still_flow(broker, tmp_path, caplog,
@@ -107,13 +104,12 @@ def test_an_exception_in_a_paho_callback_is_logged_and_events_still_flow(broker,
         raise RuntimeError("bad discovery payload")
 
     monkeypatch.setattr(publisher_module, "discovery_config", broken_discovery)
-    outbox = Outbox(tmp_path / "o.db")
     sub = Subscriber(broker)
-    config = mqtt_config(broker, home_assistant=HomeAssistantConfig(enabled=True))
-    pub = Publisher(config, "pi-test", outbox, ["door"])
+    config = mqtt_config_at(broker, tmp_path, home_assistant=HomeAssistantConfig(enabled=True))
+    pub = Publisher(config, "pi-test", ["door"])
     pub.start()
     assert pub.connected.wait(10)
-    pub.publish_event("door", make_event(outbox))
+    pub.publish_event("door", make_event())
     got = sub.wait_for(lambda m: len(events(m)) >= 1)
     assert [e["seq"] for e in events(got)] == [1]
     assert "error in MQTT callback _on_connect" in caplog.text and "bad discovery payload" in caplog.text
@@ -123,7 +119,8 @@ def test_an_exception_in_a_paho_callback_is_logged_and_events_still_flow(broker,
 
 
 def test_a_failure_while_acknowledging_resends_the_event_with_the_same_id(broker, tmp_path, caplog):
-    outbox = Outbox(tmp_path / "o.db")
+    pub = Publisher(mqtt_config_at(broker, tmp_path), "pi-test", ["door"])
+    outbox = pub.outbox
     real_ack, calls = outbox.acknowledge, []
 
     def flaky_ack(seq):
@@ -134,26 +131,25 @@ def test_a_failure_while_acknowledging_resends_the_event_with_the_same_id(broker
 
     outbox.acknowledge = flaky_ack
     sub = Subscriber(broker)
-    pub = Publisher(mqtt_config(broker), "pi-test", outbox, ["door"])
     pub.start()
     assert pub.connected.wait(10)
-    pub.publish_event("door", make_event(outbox))
-    pub.publish_event("door", make_event(outbox))
+    pub.publish_event("door", make_event())
+    pub.publish_event("door", make_event())
     got = sub.wait_for(lambda m: len(events(m)) >= 3)
     seqs = [e["seq"] for e in events(got)]
     assert sorted(seqs) == [1, 1, 2]  # at least once: the unacknowledged event went again
     assert len({e["id"] for e in events(got)}) == 2  # and subscribers de-duplicate by id
     assert "disk hiccup" in caplog.text
     sub.wait_for(lambda m: False, timeout=0.5)
-    assert outbox.depth == 0
+    assert pub.outbox_status()["depth"] == 0
     pub.close()
     sub.close()
 
 
 def test_home_assistant_discovery_announces_each_camera(broker, tmp_path):
     sub = Subscriber(broker, "homeassistant/#")
-    config = mqtt_config(broker, home_assistant=HomeAssistantConfig(enabled=True))
-    pub = Publisher(config, "pi-test", Outbox(tmp_path / "o.db"), ["door", "side"])
+    config = mqtt_config_at(broker, tmp_path, home_assistant=HomeAssistantConfig(enabled=True))
+    pub = Publisher(config, "pi-test", ["door", "side"])
     pub.start()
     got = sub.wait_for(lambda m: len(m) == 2)
     topics = sorted(t for t, _, _ in got)

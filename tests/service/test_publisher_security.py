@@ -7,7 +7,6 @@ import pytest
 
 from edge.service import payloads
 from edge.config.schema import MqttConfig, TlsConfig
-from edge.service.outbox import Outbox
 from edge.service.publisher import Publisher
 from tests.conftest import Broker
 
@@ -29,22 +28,22 @@ def password_broker(tmp_path):
 
 def connect(broker, tmp_path, monkeypatch, password, **kw):
     monkeypatch.setenv("MASKDET_MQTT_PASSWORD", password)
-    config = MqttConfig(host=broker.host, port=broker.port, username="door-pi", keepalive_s=5, **kw)
-    outbox = Outbox(tmp_path / f"o-{password}.db")
-    pub = Publisher(config, "pi-sec", outbox, ["door"])
+    config = MqttConfig(host=broker.host, port=broker.port, username="door-pi", keepalive_s=5,
+                        outbox_path=str(tmp_path / f"o-{password}.db"), **kw)
+    pub = Publisher(config, "pi-sec", ["door"])
     pub.start()
-    return pub, outbox
+    return pub
 
 
 def test_the_right_password_from_the_environment_connects(password_broker, tmp_path, monkeypatch):
-    pub, outbox = connect(password_broker, tmp_path, monkeypatch, "s3cret")
+    pub = connect(password_broker, tmp_path, monkeypatch, "s3cret")
     assert pub.connected.wait(10)
     pub.close()
 
 
 def test_a_wrong_password_is_refused_and_said(password_broker, tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
-        pub, _ = connect(password_broker, tmp_path, monkeypatch, "wrong")
+        pub = connect(password_broker, tmp_path, monkeypatch, "wrong")
         assert not pub.connected.wait(3)
     assert "refused the connection" in caplog.text
     pub.close()
@@ -69,25 +68,22 @@ def tls_broker(tmp_path):
 
 def test_tls_with_the_broker_ca_delivers_events(tls_broker, tmp_path):
     broker, ca = tls_broker
-    outbox = Outbox(tmp_path / "o.db")
-    config = MqttConfig(host=broker.host, port=broker.port, keepalive_s=5, tls=TlsConfig(ca_file=ca))
-    pub = Publisher(config, "pi-tls", outbox, ["door"])
+    config = MqttConfig(host=broker.host, port=broker.port, keepalive_s=5, tls=TlsConfig(ca_file=ca),
+                        outbox_path=str(tmp_path / "o.db"))
+    pub = Publisher(config, "pi-tls", ["door"])
     pub.start()
     assert pub.connected.wait(10)
-    pub.publish_event("door", payloads.event(outbox.next_seq(), "no_mask", "door", 1, 0.9, (0, 0, 9, 9), "pi-tls"))
-    import time
-
-    deadline = time.monotonic() + 10
-    while outbox.depth and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert outbox.depth == 0  # the broker acknowledged it over TLS
+    pub.publish_event("door", payloads.event("no_mask", "door", 1, 0.9, (0, 0, 9, 9), "pi-tls"))
+    pub.drain(10)
+    assert pub.idle  # the broker acknowledged it over TLS
     pub.close()
 
 
 def test_tls_without_the_ca_does_not_connect(tls_broker, tmp_path):
     broker, _ = tls_broker
-    config = MqttConfig(host=broker.host, port=broker.port, keepalive_s=5, tls=TlsConfig())
-    pub = Publisher(config, "pi-tls", Outbox(tmp_path / "o.db"), ["door"])
+    config = MqttConfig(host=broker.host, port=broker.port, keepalive_s=5, tls=TlsConfig(),
+                        outbox_path=str(tmp_path / "o.db"))
+    pub = Publisher(config, "pi-tls", ["door"])
     pub.start()
     assert not pub.connected.wait(3)  # a self-signed broker is not trusted by the system CAs
     pub.close()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edge.service.camera import CameraWorker, LatestFrames
-from edge.service.sources import (EndOfStream, FolderSource, OpenCVSource, Picamera2Source, SourceError,
-                          yuv420_to_bgr)
+from edge.errors import EndOfStream, SourceError
+from edge.service.sources import FolderSource, OpenCVSource, Picamera2Source, yuv420_to_bgr
 from tests.conftest import shared_path
 
 

@@ -1,41 +1,65 @@
 """Face detectors behind one interface, chosen by the config's `type` (plugins, as Frigate's).
 
-Every detector has `name` and `detect(frame_bgr) -> [Face]` with boxes in frame pixels.
+Every detector has `name`, `placement` (where it runs) and `detect(frame_bgr) -> [Face]` with
+boxes in frame pixels. The types and their defaults live in `registry.py`; each module below
+registers itself when imported.
 """
 from dataclasses import dataclass, replace
+from typing import Optional
 
 import cv2
 
 from edge.errors import ConfigError
-from edge.inference.geometry import Face, shrink
+from edge.inference.accelerator import AcceleratorSettings
+from edge.inference.detectors import blazeface, res10, ssd, yunet  # noqa: F401  (registration)
+from edge.inference.detectors.registry import DETECTORS, describe_types, detector_names
 from edge.inference.fetch import resolve
+from edge.inference.geometry import Face, shrink
+from edge.settings import in_range, one_of, setting
 
-DETECTOR_TYPES = ("blazeface", "ssd", "yunet", "res10")
-# `maskdet models` keys of each type's default model ({variant}: blazeface's full / short).
-DEFAULT_MODELS = {"blazeface": "blazeface_{variant}", "yunet": "yunet",
-                  "res10": "res10_caffemodel", "ssd": None}
-# Per type: (score threshold, detect width). YuNet works at the frame's resolution, so frames are
-# shrunk for it; the others resize to their fixed input anyway. Measured in BENCHMARKS.md.
-TYPE_DEFAULTS = {"yunet": (0.7, 480), "blazeface": (0.5, 0), "ssd": (0.5, 0), "res10": (0.5, 0)}
+DEFAULT_TYPE = "yunet"  # the default detector, chosen by `maskdet bench` (BENCHMARKS.md)
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """Which face detector to run and how."""
+    """Which face detector to run and how (`maskdet detect --help` lists the types)."""
 
-    type: str = "yunet"  # the default detector, chosen by `maskdet bench` (BENCHMARKS.md)
-    model: str = None  # a local file or a `maskdet models` key; None: the type's default
-    variant: str = "full"  # blazeface: full (192 px, 1-5 m) or short (128 px, within 2 m)
-    score_threshold: float = None  # None: the type's default
-    iou_threshold: float = 0.3
-    detect_width: int = None  # shrink wider frames to this before detection; 0: never; None: default
-    engine: str = "auto"  # yunet: onnxruntime, opencv, or auto (onnxruntime when installed)
+    type: str = setting(DEFAULT_TYPE, "the detector: " + ", ".join(detector_names()),
+                        one_of(*detector_names()))
+    model: Optional[str] = setting(None, "model file or `maskdet models` key; null: the type's default")
+    variant: str = setting("full", "blazeface: full (192 px, 1-5 m) or short (128 px, within 2 m)",
+                           one_of("full", "short"))
+    score_threshold: Optional[float] = setting(
+        None, "detector confidence; null: the type's default (" +
+        ", ".join(f"{t.name} {t.score_threshold}" for t in DETECTORS.values()) + ")",
+        in_range(0.05, 0.99))
+    detect_width: Optional[int] = setting(
+        None, "shrink wider frames to this before detecting; 0: never; null: the type's default (" +
+        ", ".join(f"{t.name} {t.detect_width}" for t in DETECTORS.values()) + ")", in_range(0, 8192))
+    engine: str = setting("auto", "yunet: onnxruntime, opencv, or auto (onnxruntime when installed)",
+                          one_of(*yunet.ENGINES))
+    iou_threshold: float = setting(0.3, "overlap above which two boxes are one face (NMS)",
+                                   in_range(0.05, 0.95))
 
     def resolved(self):
         """These settings with the type's defaults filled in."""
-        threshold, width = TYPE_DEFAULTS.get(self.type, (0.5, 0))
-        return replace(self, score_threshold=threshold if self.score_threshold is None else self.score_threshold,
-                       detect_width=width if self.detect_width is None else self.detect_width)
+        kind = detector_type(self.type)
+        return replace(self, score_threshold=kind.score_threshold if self.score_threshold is None
+                       else self.score_threshold,
+                       detect_width=kind.detect_width if self.detect_width is None else self.detect_width)
+
+
+def detector_type(name):
+    """The registered DetectorType of that name, or ConfigError listing the types."""
+    if name not in DETECTORS:
+        raise ConfigError(f"detector type {name!r} is not one of {', '.join(DETECTORS)}")
+    return DETECTORS[name]
+
+
+def default_model_key(settings):
+    """The `maskdet models` key of the settings' default model, or None (the type has none)."""
+    key = detector_type(settings.type).default_model
+    return key.format(variant=settings.variant) if key else None
 
 
 class DownscaledDetector:
@@ -47,6 +71,11 @@ class DownscaledDetector:
         self.width = width
         self.name = detector.name
 
+    @property
+    def placement(self):
+        """Where the wrapped detector runs."""
+        return self.detector.placement
+
     def detect(self, frame_bgr):
         """Faces in frame pixels."""
         height, width = frame_bgr.shape[:2]
@@ -57,42 +86,19 @@ class DownscaledDetector:
         return [Face(tuple(v / scale for v in f.box), f.score) for f in self.detector.detect(small)]
 
 
-def create_detector(settings, accelerator="auto", device=None, require_accelerator=False,
-                    num_threads=None, cache=None):
+def create_detector(settings, accelerator=AcceleratorSettings()):
     """Open the detector the settings describe; model files resolved through `edge.inference.fetch`."""
     settings = settings.resolved()
-    detector = _create(settings, accelerator, device, require_accelerator, num_threads, cache)
+    kind = detector_type(settings.type)
+    model = settings.model or default_model_key(settings)
+    if not model:
+        raise ConfigError(f"detector type {kind.name} needs a model file: set detector.model "
+                          "(or --detector-model)")
+    path = resolve(model)
+    cv2.setNumThreads(int(accelerator.threads))  # OpenCV's DNN module and its resizing
+    detector = kind.open(path, settings, accelerator)
     return DownscaledDetector(detector, settings.detect_width) if settings.detect_width else detector
 
 
-def _create(settings, accelerator, device, require_accelerator, num_threads, cache):
-    kind = settings.type
-    if kind not in DETECTOR_TYPES:
-        raise ConfigError(f"detector type {kind!r} is not one of {', '.join(DETECTOR_TYPES)}")
-    model = settings.model or (DEFAULT_MODELS[kind] or "").format(variant=settings.variant)
-    if not model:
-        raise ConfigError(f"detector type {kind} needs a model file: set detector.model")
-    path = resolve(model, cache)
-    if kind in ("yunet", "res10") and num_threads:  # OpenCV's DNN module and its resizing
-        cv2.setNumThreads(int(num_threads))
-    if kind == "yunet":
-        from edge.inference.detectors.yunet import open_yunet
-
-        return open_yunet(path, settings.engine, settings.score_threshold, settings.iou_threshold,
-                          num_threads)
-    if kind == "res10":
-        from edge.inference.detectors.res10 import Res10Detector
-
-        return Res10Detector(resolve("res10_prototxt", cache), path, settings.score_threshold,
-                             settings.iou_threshold)
-    from edge.inference.accelerator import AcceleratedModel
-
-    interpreter = AcceleratedModel(path, accelerator, device, require_accelerator, num_threads)
-    if kind == "ssd":
-        from edge.inference.detectors.ssd import SsdDetector
-
-        return SsdDetector(interpreter, settings.score_threshold)
-    from edge.inference.detectors.blazeface import BlazeFaceDetector
-
-    return BlazeFaceDetector(interpreter, settings.variant, settings.score_threshold,
-                             settings.iou_threshold)
+__all__ = ["DETECTORS", "DetectorSettings", "DownscaledDetector", "create_detector",
+           "default_model_key", "describe_types", "detector_type"]

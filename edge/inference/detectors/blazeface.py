@@ -2,7 +2,9 @@
 and weighted non-maximum suppression done here in numpy, as MediaPipe's calculators do."""
 import numpy as np
 
+from edge.errors import ModelError
 from edge.inference import tensors
+from edge.inference.detectors.registry import DetectorType, register
 from edge.inference.geometry import letterbox, to_faces, weighted_nms
 
 # MediaPipe's SsdAnchorsCalculator options for each model (fixed anchor size: w = h = 1).
@@ -45,13 +47,18 @@ class BlazeFaceDetector:
 
     name = "blazeface"
 
+    @property
+    def placement(self):
+        """Where the model runs now (the Edge TPU or the CPU) and why."""
+        return self.interpreter.placement
+
     def __init__(self, interpreter, variant="full", score_threshold=0.5, iou_threshold=0.3):
         spec = VARIANTS[variant]
         self.interpreter = interpreter
         self.size = spec["size"]
         height, width = tensors.input_size(interpreter)
         if (height, width) != (self.size, self.size):
-            raise ValueError(f"BlazeFace {variant}-range takes {self.size}x{self.size}, the model "
+            raise ModelError(f"BlazeFace {variant}-range takes {self.size}x{self.size}, the model "
                              f"takes {width}x{height}: set the detector's variant to match")
         self.anchor_xy = anchors(self.size, spec["strides"], spec["interpolated"])
         self.score_threshold = score_threshold
@@ -72,3 +79,15 @@ class BlazeFaceDetector:
         boxes, scores = weighted_nms(boxes, scores, self.iou_threshold)
         height, width = frame_bgr.shape[:2]
         return to_faces(box_map.to_frame(boxes), scores, width, height)
+
+
+def _open(model_path, settings, accelerator):
+    from edge.inference.accelerator import AcceleratedModel
+
+    return BlazeFaceDetector(AcceleratedModel(model_path, accelerator), settings.variant,
+                             settings.score_threshold, settings.iou_threshold)
+
+
+register(DetectorType(
+    "blazeface", _open, default_model="blazeface_{variant}", score_threshold=0.5, detect_width=0,
+    help="MediaPipe BlazeFace, full range (1-5 m) or short range (within 2 m); CPU or Edge TPU"))

@@ -2,6 +2,8 @@
 import cv2
 import numpy as np
 
+from edge.inference.accelerator import CPU
+from edge.inference.detectors.registry import DetectorType, register
 from edge.inference.geometry import nms, to_faces
 
 INPUT_SIZE = 300
@@ -19,6 +21,7 @@ class Res10Detector:
     """Face detector over res10_300x300_ssd (Caffe prototxt + caffemodel), CPU only."""
 
     name = "res10"
+    placement = CPU
 
     def __init__(self, prototxt, caffemodel, score_threshold=0.5, iou_threshold=0.3):
         self._net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
@@ -34,3 +37,15 @@ class Res10Detector:
         boxes, scores = decode(self._net.forward(), width, height, self.score_threshold)
         keep = nms(boxes, scores, self.iou_threshold)
         return to_faces(boxes[keep], scores[keep], width, height)
+
+
+def _open(model_path, settings, accelerator):
+    from edge.inference.fetch import resolve
+
+    return Res10Detector(resolve("res10_prototxt"), model_path, settings.score_threshold,
+                         settings.iou_threshold)
+
+
+register(DetectorType(
+    "res10", _open, default_model="res10_caffemodel", score_threshold=0.5, detect_width=0,
+    help="OpenCV's res10 SSD (Caffe), the baseline's detector", extra_models=("res10_prototxt",)))

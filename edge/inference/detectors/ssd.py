@@ -5,6 +5,7 @@ import numpy as np
 
 from edge.inference import tensors
 from edge.errors import ModelError
+from edge.inference.detectors.registry import DetectorType, register
 from edge.inference.geometry import to_faces
 
 
@@ -37,6 +38,11 @@ class SsdDetector:
 
     name = "ssd"
 
+    @property
+    def placement(self):
+        """Where the model runs now (the Edge TPU or the CPU) and why."""
+        return self.interpreter.placement
+
     def __init__(self, interpreter, score_threshold=0.5):
         self.interpreter = interpreter
         self.height, self.width = tensors.input_size(interpreter)
@@ -53,3 +59,15 @@ class SsdDetector:
         boxes, scores = decode(get["boxes"], get["scores"], get["count"], width, height,
                                self.score_threshold)
         return to_faces(boxes, scores, width, height)
+
+
+def _open(model_path, settings, accelerator):
+    from edge.inference.accelerator import AcceleratedModel
+
+    return SsdDetector(AcceleratedModel(model_path, accelerator), settings.score_threshold)
+
+
+register(DetectorType(
+    "ssd", _open, default_model=None, score_threshold=0.5, detect_width=0,
+    help="a TFLite SSD ending in the detection post-process op, as Coral's face detector "
+         "(CPU or Edge TPU; give its file in detector.model)"))

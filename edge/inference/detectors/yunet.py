@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 from edge.errors import ConfigError, ModelError
+from edge.inference.accelerator import CPU
+from edge.inference.detectors.registry import DetectorType, register
 from edge.inference.geometry import nms, to_faces
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class OnnxRuntimeYuNet:
 
     name = "yunet"
     engine = "onnxruntime"
+    placement = CPU
 
     def __init__(self, model_path, score_threshold=0.6, iou_threshold=0.3, num_threads=None):
         import onnxruntime
@@ -114,6 +117,7 @@ class OpenCVYuNet:
 
     name = "yunet"
     engine = "opencv"
+    placement = CPU
 
     def __init__(self, model_path, score_threshold=0.6, iou_threshold=0.3):
         self._detector = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
@@ -154,3 +158,13 @@ def open_yunet(model_path, engine="auto", score_threshold=0.6, iou_threshold=0.3
         detector = OpenCVYuNet(model_path, score_threshold, iou_threshold)
     log.info("YuNet face detector on %s: %s", engine, model_path)
     return detector
+
+
+def _open(model_path, settings, accelerator):
+    return open_yunet(model_path, settings.engine, settings.score_threshold, settings.iou_threshold,
+                      accelerator.threads)
+
+
+register(DetectorType(
+    "yunet", _open, default_model="yunet", score_threshold=0.7, detect_width=480,
+    help="YuNet 2023 (ONNX; finds masked faces best), on onnxruntime or OpenCV"))
