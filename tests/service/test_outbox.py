@@ -20,3 +20,13 @@ def test_a_full_outbox_drops_the_oldest_and_counts_them(tmp_path):
         box.put(seq, "t", {"seq": seq})
     assert [s for s, _, _ in box.pending()] == [3, 4, 5]
     assert box.dropped == 2 and box.depth == 3
+
+
+def test_a_healthy_outbox_is_on_disk_with_no_problem_and_no_drops(tmp_path):
+    box = Outbox(tmp_path / "outbox.db")
+    seq = box.next_seq()
+    box.put(seq, "t", {"seq": seq})
+    assert box.storage == "disk" and box.problem is None
+    assert box.drops == {"outbox_full": 0, "disk_full": 0, "error": 0} and box.dropped == 0
+    box.close()
+    box.close()  # closing twice is harmless
