@@ -7,7 +7,7 @@ import sys
 
 from edge.errors import run_reporting
 
-from . import defaults
+from . import defaults, run_folder
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,13 @@ def cmd_evaluate(args):
     else:
         import keras
 
-        model = keras.models.load_model(args.model or os.path.join(args.run, "classifier.keras"),
+        model = keras.models.load_model(args.model or run_folder.path(args.run, run_folder.KERAS_MODEL),
                                         compile=False)
         scorer, tag = keras_scorer(model), "keras"
     sets = _eval_sets(args, None)
     reports = evaluate.evaluate_scores(sets, evaluate.score_sets(scorer, sets))
     out_dir = args.out or args.run
-    evaluate.write_report(reports, os.path.join(out_dir, f"eval_{tag}.json"))
+    evaluate.write_report(reports, run_folder.path(out_dir, run_folder.eval_report(tag)))
     files = evaluate.write_plots(reports, out_dir, tag)
     print(evaluate.summary_line(tag, reports))
     print(f"plots: {', '.join(files)} in {out_dir}")
@@ -73,7 +73,7 @@ def cmd_evaluate(args):
 def cmd_quantize(args):
     from .quantize import quantize_run
 
-    with open(os.path.join(args.run, "train.json"), encoding="utf-8") as handle:
+    with open(run_folder.path(args.run, run_folder.TRAIN_SUMMARY), encoding="utf-8") as handle:
         size = json.load(handle)["size"]
     meta = quantize_run(args.run, _eval_sets(args, size), args.name, args.calibration,
                         args.max_loss)

@@ -5,7 +5,6 @@ import os
 import random
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from edge.errors import DataError

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from . import metrics
+from . import metrics, run_folder
 from .plots import plot_confusion, plot_curves
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def score_sets(scorer, sets):
     return {s.name: np.asarray(scorer(s.images), dtype=np.float64) for s in sets}
 
 
-def evaluate_scores(sets, scores, threshold=None, validation_name="validation"):
+def evaluate_scores(sets, scores, threshold=None, validation_name=run_folder.VALIDATION):
     """Metric reports for each set; the threshold comes from the validation set unless given."""
     by_name = {s.name: s for s in sets}
     if threshold is None:
@@ -33,15 +33,14 @@ def write_plots(reports, out_dir, tag):
     os.makedirs(out_dir, exist_ok=True)
     files = []
     for name, rep in reports.items():
-        slug = name.replace(" ", "_").replace("-", "_")
-        file = f"confusion_{tag}_{slug}.png"
+        file = run_folder.confusion_plot(tag, name)
         title = f"{tag}, {name}\nbalanced accuracy {rep['balanced_accuracy']:.3f}"
         plot_confusion(rep["confusion"], title, os.path.join(out_dir, file))
         files.append(file)
     curves = {name: {**rep["curves"], "roc_auc": rep["roc_auc"],
                      "average_precision": rep["average_precision"]} for name, rep in reports.items()}
-    plot_curves(curves, os.path.join(out_dir, f"curves_{tag}.png"))
-    files.append(f"curves_{tag}.png")
+    plot_curves(curves, os.path.join(out_dir, run_folder.curves_plot(tag)))
+    files.append(run_folder.curves_plot(tag))
     return files
 
 

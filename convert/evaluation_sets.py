@@ -1,6 +1,5 @@
 """The image sets a classifier is judged on: the validation split and the real-world scene faces."""
 import json
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,7 +7,7 @@ import numpy as np
 from edge.errors import DataError
 from edge.inference.preprocess import DEFAULT_MARGIN, resize_square
 
-from . import dataset
+from . import dataset, run_folder
 from .scene_faces import iter_scene_faces
 
 
@@ -25,7 +24,7 @@ class EvalSet:
 
 def read_split(run_dir):
     """The run's split.json: {'train': [[path, label]...], 'val': [...]}."""
-    path = os.path.join(run_dir, "split.json")
+    path = run_folder.path(run_dir, run_folder.SPLIT)
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -39,7 +38,7 @@ def split_set(run_dir, part="val", size=None, limit=None):
     entries = read_split(run_dir)[part][:limit]
     samples = [dataset.Sample(path, label, "") for path, label in entries]
     images, labels, kept = dataset.load_images(samples, size)
-    return EvalSet(f"{part}idation" if part == "val" else part, list(images), labels,
+    return EvalSet(run_folder.VALIDATION if part == "val" else part, list(images), labels,
                    [s.path for s in kept])
 
 
@@ -53,7 +52,7 @@ def real_world_set(annotations, min_size=32, margin=DEFAULT_MARGIN):
         kinds.append(label)
     if not images:
         raise DataError(f"no face of at least {min_size} px in {annotations}")
-    return EvalSet("real-world scenes", images, np.array(labels), names, kinds)
+    return EvalSet(run_folder.REAL_WORLD, images, np.array(labels), names, kinds)
 
 
 def batches_at(images, size, batch=64):

@@ -13,6 +13,7 @@ import shutil
 
 from edge.errors import QualityGateError
 
+from . import run_folder
 from .latency import measure_latency
 from .model_card import OLD_FIRST_TUNED_BLOCK, write_model_card
 
@@ -20,13 +21,11 @@ log = logging.getLogger(__name__)
 
 VAL_TOLERANCE = 0.005
 REAL_TOLERANCE = 0.01
-CARD_PLOTS = ("training_curves.png", "curves_int8.png", "confusion_int8_validation.png",
-              "confusion_int8_real_world_scenes.png")
 
 
 def load_candidate(run_dir, name):
     """A quantized run's metadata plus its measured int8 latency."""
-    with open(os.path.join(run_dir, f"{name}.json"), encoding="utf-8") as handle:
+    with open(run_folder.path(run_dir, run_folder.metadata_file(name)), encoding="utf-8") as handle:
         meta = json.load(handle)
     model_path = os.path.join(run_dir, meta["files"]["int8"])
     meta["latency_cpu_int8"] = measure_latency(model_path)
@@ -38,12 +37,12 @@ def choose(candidates):
     def bacc(c, split):
         return c["meta"]["metrics"]["int8"][split]["balanced_accuracy"]
 
-    best_val = max(bacc(c, "validation") for c in candidates)
-    best_real = max(bacc(c, "real-world scenes") for c in candidates)
-    close = [c for c in candidates if bacc(c, "validation") >= best_val - VAL_TOLERANCE
-             and bacc(c, "real-world scenes") >= best_real - REAL_TOLERANCE]
+    best_val = max(bacc(c, run_folder.VALIDATION) for c in candidates)
+    best_real = max(bacc(c, run_folder.REAL_WORLD) for c in candidates)
+    close = [c for c in candidates if bacc(c, run_folder.VALIDATION) >= best_val - VAL_TOLERANCE
+             and bacc(c, run_folder.REAL_WORLD) >= best_real - REAL_TOLERANCE]
     if not close:
-        chosen = max(candidates, key=lambda c: bacc(c, "real-world scenes"))
+        chosen = max(candidates, key=lambda c: bacc(c, run_folder.REAL_WORLD))
         size = chosen["meta"]["input"]["size"]
         return chosen, (f"no size is close to the best on both sets, so {size}x{size}, the best on "
                         f"real-world scenes ({best_real:.4f}), the faces nearest an entrance camera")
@@ -76,8 +75,8 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
     meta = dict(chosen["meta"])
     meta["selection"] = {"reason": reason, "candidates": [
         {"size": c["meta"]["input"]["size"],
-         "validation_balanced_accuracy": c["meta"]["metrics"]["int8"]["validation"]["balanced_accuracy"],
-         "real_world_balanced_accuracy": c["meta"]["metrics"]["int8"]["real-world scenes"]["balanced_accuracy"],
+         "validation_balanced_accuracy": c["meta"]["metrics"]["int8"][run_folder.VALIDATION]["balanced_accuracy"],
+         "real_world_balanced_accuracy": c["meta"]["metrics"]["int8"][run_folder.REAL_WORLD]["balanced_accuracy"],
          "latency_cpu_int8": c["meta"]["latency_cpu_int8"],
          "size_bytes": c["meta"]["size_bytes"],
          "first_tuned_block": c["meta"]["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
@@ -85,9 +84,8 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
     if baseline:
         meta["baseline"] = baseline
     shutil.copyfile(chosen["model_path"], os.path.join(out_dir, meta["files"]["int8"]))
-    with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=1)
-    for plot in CARD_PLOTS:
+    run_folder.write_metadata(meta, os.path.join(out_dir, run_folder.metadata_file(name)))
+    for plot in run_folder.CARD_PLOTS:
         source = os.path.join(chosen["run"], plot)
         if os.path.isfile(source):
             shutil.copyfile(source, os.path.join(out_dir, "card", plot))

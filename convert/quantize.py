@@ -14,7 +14,7 @@ from edge.errors import QualityGateError
 from edge.inference.model_meta import sha256_of
 from edge.inference.preprocess import DEFAULT_MARGIN, PIXEL_MEAN, PIXEL_STD, normalize, resize_square
 
-from . import dataset, evaluate, metrics
+from . import dataset, evaluate, metrics, run_folder
 from .evaluation_sets import read_split
 from .progress import progress
 from .scorers import tflite_scorer
@@ -68,7 +68,7 @@ def agreement(labels_a, labels_b, scores_a, scores_b, names):
     return {"same_label": float(np.mean(same)),
             "max_score_difference": float(np.max(np.abs(scores_a - scores_b))),
             "mean_score_difference": float(np.mean(np.abs(scores_a - scores_b))),
-            "disagreements": [n for n, s in zip(names, same) if not s]}
+            "disagreements": [run_folder.portable_path(n) for n, s in zip(names, same) if not s]}
 
 
 def tensor_quantization(model_path):
@@ -129,12 +129,12 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
     metadata into the run folder. Returns the metadata dict."""
     import keras
 
-    with open(os.path.join(run_dir, "train.json"), encoding="utf-8") as handle:
+    with open(run_folder.path(run_dir, run_folder.TRAIN_SUMMARY), encoding="utf-8") as handle:
         train_summary = json.load(handle)
     size = train_summary["size"]
-    model = keras.models.load_model(os.path.join(run_dir, "classifier.keras"), compile=False)
-    float_path = os.path.join(run_dir, f"{name}_float.tflite")
-    int8_path = os.path.join(run_dir, f"{name}_int8.tflite")
+    model = keras.models.load_model(run_folder.path(run_dir, run_folder.KERAS_MODEL), compile=False)
+    float_path = run_folder.path(run_dir, run_folder.float_model(name))
+    int8_path = run_folder.path(run_dir, run_folder.int8_model(name))
     with open(float_path, "wb") as handle:
         handle.write(convert_float(model))
     with open(int8_path, "wb") as handle:
@@ -142,7 +142,7 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
     float_reports, int8_reports, agree, by_kind = _compare(float_path, int8_path, sets)
     for tag, reports in (("float", float_reports), ("int8", int8_reports)):
         log.info("\n%s", evaluate.summary_line(tag, reports))
-        evaluate.write_report(reports, os.path.join(run_dir, f"eval_{tag}.json"))
+        evaluate.write_report(reports, run_folder.path(run_dir, run_folder.eval_report(tag)))
         evaluate.write_plots(reports, run_dir, tag)
     input_q, output_q = tensor_quantization(int8_path)
     meta = {
@@ -157,12 +157,12 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         "output": {"quantization": output_q},
         "labels": list(dataset.LABELS),
         "positive_label": "no_mask",
-        "threshold": int8_reports["validation"]["threshold"],
+        "threshold": int8_reports[run_folder.VALIDATION]["threshold"],
         "metrics": {"int8": evaluate.strip_curves(int8_reports),
                     "float": evaluate.strip_curves(float_reports),
                     "int8_float_agreement": agree,
                     "int8_correct_by_kind": by_kind},
-        "data": {"fingerprint": train_summary["data_fingerprint"], "roots": train_summary["roots"],
+        "data": {"fingerprint": train_summary["data_fingerprint"], "roots": [run_folder.portable_path(r) for r in train_summary["roots"]],
                  "counts": train_summary["counts"], "seed": train_summary["seed"],
                  "val_fraction": train_summary["val_fraction"]},
         "training": {k: train_summary[k] for k in ("epochs", "augmented_views", "class_weights",
@@ -178,6 +178,5 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                                 "reason": str(exc)}
         raise
     finally:  # written either way: the numbers are the evidence; publish skips a failed run
-        with open(os.path.join(run_dir, f"{name}.json"), "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=1)
+        run_folder.write_metadata(meta, run_folder.path(run_dir, run_folder.metadata_file(name)))
     return meta

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.inference.preprocess import normalize
 
-from . import dataset, model as model_lib, weights
+from . import dataset, model as model_lib, run_folder, weights
 from .augment import augment
 from .progress import progress
 
@@ -142,8 +142,8 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
                     os.path.join(out_dir, "best.weights.h5"), cls_weights, batch)
 
     export = model_lib.build_export_model(lower, head, size)
-    export.save(os.path.join(out_dir, "classifier.keras"))
-    plot_training_curves(history1, history2, os.path.join(out_dir, "training_curves.png"))
+    export.save(run_folder.path(out_dir, run_folder.KERAS_MODEL))
+    plot_training_curves(history1, history2, run_folder.path(out_dir, run_folder.TRAINING_CURVES))
     summary = {
         "size": size,
         "roots": [os.path.abspath(r) for r in roots],
@@ -161,9 +161,9 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
         "history": {"head": history1, "fine_tune": history2},
         "seconds": round(time.time() - started, 1),
     }
-    with open(os.path.join(out_dir, "train.json"), "w", encoding="utf-8") as handle:
+    with open(run_folder.path(out_dir, run_folder.TRAIN_SUMMARY), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
-    with open(os.path.join(out_dir, "split.json"), "w", encoding="utf-8") as handle:
+    with open(run_folder.path(out_dir, run_folder.SPLIT), "w", encoding="utf-8") as handle:
         json.dump({"train": [[s.path, s.label] for s in train_set],
                    "val": [[s.path, s.label] for s in val_set]}, handle)
     log.info("training done in %.0f s: %s", summary["seconds"], out_dir)

@@ -65,3 +65,11 @@ def test_grace_hopper_is_no_mask_and_a_masked_face_is_mask():
     results = classify(hopper, masked)["results"]
     assert results[hopper][0] == "no_mask", results
     assert results[masked][0] == "mask", results
+
+
+def test_the_shipped_metadata_follows_its_schema_and_holds_no_absolute_path():
+    pytest.importorskip("jsonschema")
+    from convert.run_folder import validate_metadata
+
+    with open(META, encoding="utf-8") as handle:
+        validate_metadata(json.load(handle), META)

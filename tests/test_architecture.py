@@ -1,0 +1,97 @@
+"""The tree is the architecture: which package may import which, read from the source itself."""
+import ast
+import os
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+# package prefix -> prefixes (of our own packages) it must never import
+FORBIDDEN = {
+    "edge.inference": ("edge.service", "edge.config", "edge.bench", "edge.cli"),
+    "edge.service": ("edge.bench", "edge.cli"),
+    "edge.config": ("edge.bench", "edge.cli"),
+    "edge.bench": ("edge.cli",),
+}
+CONVERT_MAY_IMPORT = ("edge.inference", "edge.errors", "edge.paths")
+# third-party modules that mean threads, network or GPIO: not in the inference core
+NOT_IN_INFERENCE = ("threading", "socket", "paho", "gpiozero", "picamera2", "sqlite3", "tensorflow")
+
+
+def _modules():
+    """{module name: file} for every module of edge/ and convert/."""
+    found = {}
+    for top in ("edge", "convert"):
+        for folder, _, files in os.walk(os.path.join(REPO_ROOT, top)):
+            for name in files:
+                if name.endswith(".py"):
+                    rel = os.path.relpath(os.path.join(folder, name), REPO_ROOT)[:-3].replace(os.sep, ".")
+                    found[rel[: -len(".__init__")] if rel.endswith(".__init__") else rel] = \
+                        os.path.join(folder, name)
+    return found
+
+
+def _imports(module, path):
+    """Absolute names of every module the file imports (also inside functions)."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            names += [base] + [f"{base}.{a.name}" for a in node.names]
+    return names
+
+
+MODULES = _modules()
+GRAPH = {m: [n for n in _imports(m, p) if n in MODULES and n != m] for m, p in MODULES.items()}
+
+
+def _under(name, prefix):
+    return name == prefix or name.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layers_import_only_downwards(package):
+    bad = [(m, n) for m, targets in GRAPH.items() if _under(m, package)
+           for n in targets for f in FORBIDDEN[package] if _under(n, f)]
+    assert not bad, f"{package} must not import these: {bad}"
+
+
+def test_convert_imports_only_the_inference_core_errors_and_paths():
+    bad = [(m, n) for m, targets in GRAPH.items() if _under(m, "convert") for n in targets
+           if _under(n, "edge") and not any(_under(n, ok) for ok in CONVERT_MAY_IMPORT)]
+    assert not bad, bad
+
+
+def test_nothing_imports_the_command_line():
+    assert not [m for m, targets in GRAPH.items() if "edge.cli" in targets]
+
+
+def test_the_inference_core_has_no_threads_network_or_gpio():
+    bad = [(m, n) for m, p in MODULES.items() if _under(m, "edge.inference")
+           for n in _imports(m, p) if n.split(".")[0] in NOT_IN_INFERENCE]
+    assert not bad, bad
+
+
+def test_there_is_no_import_cycle():
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for target in GRAPH[node]:
+            if state.get(target) == "open":
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack + [target])
+        state[node] = "done"
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, cycles
