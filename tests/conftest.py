@@ -93,3 +93,19 @@ class Subscriber:
     def close(self):
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def annotated_faces(annotations_path, min_side=32):
+    """{"mask": n, "no_mask": n} of the annotated faces whose shorter side is at least `min_side`
+    px (a mask worn below the nose is no mask): what an evaluation on that file must count."""
+    import json
+
+    with open(annotations_path, encoding="utf-8") as handle:
+        entries = json.load(handle)
+    counts = {"mask": 0, "no_mask": 0}
+    for entry in entries:
+        for face in entry["faces"]:
+            x1, y1, x2, y2 = face["box"]
+            if min(x2 - x1, y2 - y1) >= min_side:
+                counts["mask" if face["label"] == "with_mask" else "no_mask"] += 1
+    return counts

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import requires_tensorflow, run_cli, shared_path
+from tests.conftest import annotated_faces, requires_tensorflow, run_cli, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -64,5 +64,6 @@ def test_evaluate_writes_reports_and_plots(smoke):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((work / "eval" / "eval_mask_classifier_int8.json").read_text())
     assert set(report) == {"validation", "real-world scenes"}
-    assert report["real-world scenes"]["n"] == 363  # every held-out face of >= 32 px
+    every_face = annotated_faces(shared_path("data", "scenes", "annotations.json"), 32)
+    assert report["real-world scenes"]["n"] == sum(every_face.values())  # every face of >= 32 px
     assert (work / "eval" / "curves_mask_classifier_int8.png").exists()
