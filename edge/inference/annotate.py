@@ -10,11 +10,16 @@ def percent(score):
     return f"{score * 100:.1f}%"
 
 
-def caption(face):
-    """`No mask 97.3%`, `Mask 99.0%` or `Unknown`."""
-    if face.label == "unknown":
+def describe(label, score):
+    """A label and its score as people read them: `No mask 97.3%`, `Mask 99.0%` or `Unknown`."""
+    if label == "unknown" or score is None:
         return CAPTIONS["unknown"]
-    return f"{CAPTIONS[face.label]} {percent(face.score)}"
+    return f"{CAPTIONS[label]} {percent(score)}"
+
+
+def caption(face):
+    """A face's label and score: `No mask 97.3%`, `Mask 99.0%` or `Unknown`."""
+    return describe(face.label, face.score)
 
 
 def draw_faces(frame_bgr, faces):

@@ -30,16 +30,31 @@ def list_images(folder):
 
 
 def _jpeg_size(data):
+    """Width and height from the first start-of-frame segment, walking the segments' lengths
+    (through EXIF and ICC segments of any size), or None."""
     i = 2
     while i + 9 < len(data):
         if data[i] != 0xFF:
             return None
         marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
         if marker in _JPEG_SIZE_MARKERS:
             height, width = struct.unpack(">HH", data[i + 5:i + 9])
             return width, height
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
         i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
     return None
+
+
+def _bmp_size(data):
+    if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)
 
 
 def _webp_size(data):
@@ -56,17 +71,17 @@ def _webp_size(data):
 
 
 def header_size(data):
-    """(width, height) read from a PNG, JPEG, BMP or WebP header without decoding, else None."""
-    data = bytes(data[:65536])
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
-    if data[:2] == b"BM" and len(data) >= 26:
-        width, height = struct.unpack("<ii", data[18:26])
-        return abs(width), abs(height)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _webp_size(data)
+    """(width, height) read from a PNG, JPEG, BMP or WebP header without decoding, else None.
+    `data` is the file's bytes (or a uint8 array of them)."""
+    head = bytes(data[:64])
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 24:
+        return struct.unpack(">II", head[16:24])
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_size(memoryview(data).cast("B"))  # walks the whole file, no copy
+    if head[:2] == b"BM" and len(head) >= 26:
+        return _bmp_size(head)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return _webp_size(head)
     return None
 
 
@@ -74,8 +89,9 @@ def decode_image(data, name):
     """Decode image bytes (a uint8 array) to BGR, or DataError naming `name` and the reason."""
     size = header_size(data)
     if size and size[0] * size[1] > MAX_PIXELS:
-        raise DataError(f"{name}: {size[0]}x{size[1]} pixels is over the limit of "
-                        f"{MAX_PIXELS // 1_000_000} megapixels; scale the image down")
+        raise DataError(f"{name}: {size[0]}x{size[1]} pixels ({size[0] * size[1] / 1e6:,.0f} "
+                        f"megapixels) is over the limit of {MAX_PIXELS // 1_000_000} megapixels; "
+                        "scale the image down")
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise DataError(f"{name}: not a readable image (JPEG, PNG, BMP, WebP ...)")

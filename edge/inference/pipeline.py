@@ -18,6 +18,12 @@ from edge.settings import in_range, setting
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
+SCORE_DECIMALS = 4  # scores in `detect` / `classify` JSON; text shows them as `97.3%`
+
+
+def json_score(score):
+    """A score as JSON carries it: rounded to SCORE_DECIMALS, or None (an `unknown` face)."""
+    return None if score is None else round(float(score), SCORE_DECIMALS)
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,10 @@ class FaceResult:
     reason: Optional[str] = None
 
     def as_dict(self):
-        """The JSON form of DESIGN.md (`box` in whole pixels, scores to 4 decimals)."""
+        """The JSON form of DESIGN.md (`box` in whole pixels, scores to 4 decimals); an `unknown`
+        face has `score: null` and a `reason`."""
         out = {"box": [int(round(v)) for v in self.box], "label": self.label,
-               "score": None if self.score is None else round(float(self.score), 4),
-               "face_score": round(float(self.face_score), 4)}
+               "score": json_score(self.score), "face_score": json_score(self.face_score)}
         if self.reason:
             out["reason"] = self.reason
         return out

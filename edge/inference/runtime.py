@@ -3,9 +3,13 @@
 Order: `ai_edge_litert` (fast int8 through XNNPACK), `tflite_runtime` (32-bit Pi OS, Python 3.9),
 then `tensorflow.lite`. TensorFlow is tried last and only when neither runtime is installed.
 """
+import contextlib
 import importlib
 import logging
 import os
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 
 from edge.errors import ModelError
@@ -74,8 +78,73 @@ def open_interpreter(model_path, runtime=None, num_threads=None, delegates=None)
     if delegates:
         kwargs["experimental_delegates"] = list(delegates)
     try:
-        interpreter = runtime.interpreter_class(**kwargs)
-        interpreter.allocate_tensors()
+        with native_stderr_filtered():
+            interpreter = runtime.interpreter_class(**kwargs)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{model_path} cannot be loaded by {runtime.name}: {exc}") from exc
     return interpreter
+
+
+_FD2_LOCK = threading.Lock()  # file descriptor 2 is the whole process's: one capture at a time
+NATIVE_INFO_PREFIX = "INFO: "
+
+
+def replay_native_lines(text, stream=None):
+    """Route what native code printed: `INFO: ` lines (such as TFLite's `INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU.`) are logged at DEBUG, every other line is written
+    to `stream` (sys.stderr) unchanged."""
+    stream = stream or sys.stderr
+    for line in text.splitlines(keepends=True):
+        if line.startswith(NATIVE_INFO_PREFIX):
+            log.debug("TFLite: %s", line[len(NATIVE_INFO_PREFIX):].rstrip())
+        elif stream is not None:
+            stream.write(line)
+    _flush(stream)
+
+
+def _flush(stream):
+    """Flush a stream that may be absent (sys.stderr is None when the process has no stderr)."""
+    if stream is not None:
+        stream.flush()
+
+
+def _start_capture():
+    """Point file descriptor 2 at a new temporary file: (saved descriptor, file), or None when
+    that cannot be done (no descriptor 2, no temporary space): then nothing is captured."""
+    try:
+        capture = tempfile.TemporaryFile()
+    except OSError:
+        return None
+    try:
+        saved = os.dup(2)
+    except OSError:
+        capture.close()
+        return None
+    os.dup2(capture.fileno(), 2)
+    return saved, capture
+
+
+@contextlib.contextmanager
+def native_stderr_filtered():
+    """Capture file descriptor 2 for the block (C++ code such as the TFLite runtime writes there
+    directly, past sys.stderr), then replay it through `replay_native_lines`.
+
+    If the process dies inside the block (a native crash), what was captured is lost; the block
+    only wraps the creation of an interpreter and its allocate_tensors()."""
+    with _FD2_LOCK:
+        _flush(sys.stderr)
+        started = _start_capture()
+        if started is None:
+            yield
+            return
+        saved, capture = started
+        try:
+            yield
+        finally:
+            _flush(sys.stderr)  # what Python itself wrote meanwhile is captured too, and replayed
+            os.dup2(saved, 2)
+            os.close(saved)
+            with capture:
+                capture.seek(0)
+                replay_native_lines(capture.read().decode("utf-8", "replace"))

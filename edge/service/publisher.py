@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import queue
+import socket
+import ssl
 import threading
 import time
 
@@ -47,6 +49,73 @@ def guarded(method):
     return wrapper
 
 
+@functools.lru_cache(maxsize=None)
+def client_class():
+    """paho's Client, remembering why its last connection attempt failed.
+
+    paho 2.x calls `on_connect_fail(client, userdata)` without the exception: its network loop
+    catches the OSError of `reconnect()` (a refused TCP connection, an
+    `ssl.SSLCertVerificationError` ...) and drops it. This subclass keeps it in
+    `last_connect_error` for the callback, which paho runs right after, in the same thread."""
+    import paho.mqtt.client as mqtt
+
+    class RememberingClient(mqtt.Client):
+        """A paho Client whose `last_connect_error` is the OSError of the last failed attempt."""
+
+        last_connect_error = None
+
+        def reconnect(self):
+            try:
+                result = super().reconnect()
+            except OSError as exc:
+                self.last_connect_error = exc
+                raise
+            self.last_connect_error = None
+            return result
+
+    return RememberingClient
+
+
+# OpenSSL's verify codes (X509_V_ERR_*) that call for a different fix than a missing CA
+_NOT_VALID_NOW = {9, 10}  # CERT_NOT_YET_VALID, CERT_HAS_EXPIRED
+_NAME_MISMATCH = {62, 64}  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+
+
+def _certificate_problem(exc, tls):
+    """The cause and the fix for a certificate that failed verification."""
+    detail = f"certificate verify failed: {exc.verify_message}" if exc.verify_message else str(exc)
+    if exc.verify_code in _NAME_MISMATCH:
+        return (f"TLS host name mismatch ({detail}): set mqtt.host to a name or address the "
+                "broker's certificate holds (mqtt.tls.insecure skips this check, for testing only)")
+    if exc.verify_code in _NOT_VALID_NOW:
+        return (f"TLS certificate not valid now ({detail}): check this device's clock (a Pi has "
+                "no battery clock: is NTP synchronised?) and the certificate's dates")
+    if tls is not None and tls.ca_file:
+        return (f"TLS certificate not trusted ({detail}): mqtt.tls.ca_file {tls.ca_file} did not "
+                "sign the broker's certificate; set mqtt.tls.ca_file to the broker's CA")
+    return (f"TLS certificate not trusted ({detail}): set mqtt.tls.ca_file to the broker's CA "
+            "(the system's CAs do not trust it)")
+
+
+def connect_failure(exc, tls=None):
+    """Why a connection attempt failed and what to do, in words for the log; `exc` is what paho's
+    `reconnect()` raised (None: unknown), `tls` the TlsConfig (None: plain TCP)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _certificate_problem(exc, tls)
+    if isinstance(exc, ssl.SSLError):
+        return (f"TLS handshake failed ({exc.reason or exc}): is this port the broker's TLS "
+                "listener, and does it want a client certificate (mqtt.tls.cert_file)?")
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: is the broker running and listening on this port?"
+    if isinstance(exc, socket.gaierror):
+        return f"host name not found ({exc.strerror or exc}): check mqtt.host and DNS"
+    if isinstance(exc, (TimeoutError, socket.timeout)):  # distinct classes before Python 3.10
+        return "no answer (timed out): check the address, the network and any firewall"
+    if exc is not None:
+        return f"cannot reach the broker ({exc.strerror or exc})"
+    return "cannot reach the broker"
+
+
 def discovery_config(base, device_id, camera, discovery_prefix):
     """(topic, payload) announcing a camera's alert as a Home Assistant binary_sensor."""
     unique = f"maskdet_{device_id}_{camera}_alert".replace("-", "_")
@@ -79,13 +148,14 @@ class Publisher:
         self._work = queue.Queue()
         self._stop = threading.Event()
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self._last_failure = None  # the cause last logged at WARNING; repeats go to DEBUG
         self.client = client or self._make_client()
 
     def _make_client(self):
         import paho.mqtt.client as mqtt
 
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"maskdet-{self.device_id}",
-                             clean_session=True)
+        client = client_class()(mqtt.CallbackAPIVersion.VERSION2,
+                                client_id=f"maskdet-{self.device_id}", clean_session=True)
         client.will_set(f"{self.base}/availability", "offline", qos=1, retain=True)
         password = read_password(self.config)
         if self.config.username:
@@ -117,6 +187,7 @@ class Publisher:
                         self.config.port, reason_code)
             return
         log.info("connected to MQTT broker %s:%s", self.config.host, self.config.port)
+        self._last_failure = None
         try:
             client.publish(f"{self.base}/availability", "online", qos=1, retain=True)
             self._announce(client)
@@ -138,9 +209,14 @@ class Publisher:
 
     @guarded
     def _on_connect_fail(self, client, userdata):
-        log.warning("cannot reach the MQTT broker %s:%s; events wait in the outbox (%d) and the "
-                    "connection is retried with back-off", self.config.host, self.config.port,
-                    self.outbox.depth)
+        """Say why the broker cannot be reached (a refused port, an untrusted certificate, a host
+        name the certificate does not hold ...): at WARNING when the cause is new, else DEBUG."""
+        cause = connect_failure(getattr(client, "last_connect_error", None), self.config.tls)
+        level = logging.DEBUG if cause == self._last_failure else logging.WARNING
+        self._last_failure = cause
+        log.log(level, "MQTT broker %s:%s: %s; events wait in the outbox (%d) and the connection "
+                "is retried with back-off", self.config.host, self.config.port, cause,
+                self.outbox.depth)
 
     @guarded
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
@@ -222,6 +298,13 @@ class Publisher:
         """Periodic statistics, QoS 0."""
         if self.connected.is_set():
             self.client.publish(f"{self.base}/stats", json.dumps(payload), qos=0)
+
+    def set_cameras(self, cameras):
+        """A reload changed the cameras while the connection stays: announce them now (Home
+        Assistant discovery, when enabled) and after each reconnect."""
+        self.cameras = list(cameras)
+        if self.connected.is_set():
+            self._announce(self.client)
 
     def close(self, timeout=5.0):
         """Publish `offline`, wait for it, disconnect, close the outbox (what it holds is kept

