@@ -298,6 +298,19 @@ def _add_run_args(p):
     p.add_argument("--config", default=DEFAULT_PATH, help="the config file")
 
 
+def cmd_test_indicator(args):
+    """After wiring: the green LED, the red LED, then the buzzer, each announced; all off at the end."""
+    from edge.config import load_config
+    from edge.service.indicator_check import run_indicator_check
+
+    return run_indicator_check(load_config(args.config).gpio, args.seconds)
+
+
+def _add_test_indicator_args(p):
+    p.add_argument("--config", default=DEFAULT_PATH, help="the config file whose gpio section is tested")
+    p.add_argument("--seconds", type=float, default=2.0, help="how long each step lasts")
+
+
 def _add_check_config_args(p):
     p.add_argument("file", help="the config file to check")
 
@@ -330,6 +343,9 @@ COMMANDS = [
     Command("detect", cmd_detect, "find faces in images and classify each", _add_detect_args),
     Command("classify", cmd_classify, "classify images that each hold one face", _add_image_args),
     Command("models", cmd_models, "list or fetch the third-party model files", _add_models_args),
+    Command("test-indicator", cmd_test_indicator, "after wiring: the green LED, the red LED, then "
+            "the buzzer, one step at a time (stop the service first: it holds the pins)",
+            _add_test_indicator_args),
     Command("bench", cmd_bench, "measure detectors and per-stage latency against the baseline "
             "(res10 + float Keras MobileNetV2)", _add_bench_args),
 ]

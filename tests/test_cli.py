@@ -4,6 +4,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -73,11 +75,11 @@ def test_a_new_command_needs_only_an_entry_in_commands():
     def add(p):
         p.add_argument("--seconds", type=float, default=2.0, help="how long")
 
-    extra = Command("test-indicator", lambda args: args.seconds, "blink the lights", add)
+    extra = Command("blink", lambda args: args.seconds, "blink the lights", add)
     parser = build_parser([*COMMANDS, extra])
-    args = parser.parse_args(["test-indicator", "--seconds", "3"])
+    args = parser.parse_args(["blink", "--seconds", "3"])
     assert args.func(args) == 3.0
-    assert "test-indicator" in parser.format_help()
+    assert "blink" in parser.format_help()
 
 
 def test_bench_refuses_an_unknown_backend_as_a_usage_error():
@@ -335,3 +337,26 @@ def test_models_list_names_every_catalogued_file():
     assert proc.returncode == 0
     keys = {json.loads(line)["model"] for line in proc.stdout.splitlines()}
     assert {"blazeface_full", "blazeface_short", "yunet", "res10_caffemodel"} <= keys
+
+
+def test_test_indicator_walks_the_configured_outputs_on_mock_pins():
+    config = os.path.join(REPO_ROOT, "systemd", "maskdet.example.yaml")
+    proc = run_cli("-m", "edge.cli", "test-indicator", "--config", config, "--seconds", "0.01",
+                   env={"GPIOZERO_PIN_FACTORY": "mock"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    steps = [line for line in lines if line.startswith(("green LED", "red LED", "buzzer"))]
+    assert [s.split()[0] for s in steps] == ["green", "red", "buzzer"]
+    assert "GPIO17" in steps[0] and "GPIO27" in steps[1] and "GPIO22" in steps[2]
+    assert "all outputs off" in lines[-1]
+
+
+def test_test_indicator_without_gpio_says_what_to_install():
+    config = os.path.join(REPO_ROOT, "systemd", "maskdet.example.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "test-indicator", "--config", config],
+                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("this machine has a working GPIO pin factory")
+    assert proc.returncode == 69
+    assert "maskdet[pi]" in proc.stderr and "Traceback" not in proc.stderr
