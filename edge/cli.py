@@ -303,7 +303,8 @@ def cmd_test_indicator(args):
     from edge.config import load_config
     from edge.service.indicator_check import run_indicator_check
 
-    return run_indicator_check(load_config(args.config).gpio, args.seconds)
+    return run_indicator_check(load_config(args.config).gpio, args.seconds,
+                               err=lambda line: print(f"maskdet: error: {line}", file=sys.stderr))
 
 
 def _add_test_indicator_args(p):

@@ -46,24 +46,27 @@ def _step_text(out, seconds):
     return f"{out.name} for {seconds:g} s{low}: is it lit?"
 
 
-def run_indicator_check(gpio_settings, seconds=2.0, pin_factory=None, out=print, wait=None):
+def run_indicator_check(gpio_settings, seconds=2.0, pin_factory=None, out=print, wait=None,
+                        err=None):
     """Walk through the configured outputs: green for `seconds`, red for `seconds`, then the
     buzzer's pattern (the step lasts at least `seconds`). `wait(seconds)` times the steps and
     returns True to stop early (default: a real wait that Ctrl-C and SIGTERM cut short);
-    `pin_factory` as for `Indicator`. Every line goes to `out`. Returns the exit status: 0 when
+    `pin_factory` as for `Indicator`. Every line goes to `out`, except why the check cannot run,
+    which goes to `err` (default: `out`). Returns the exit status: 0 when
     every configured output could be driven, 1 when one failed, 78 without any configured pin or
     with a pin gpiozero does not accept, 69 when GPIO cannot be used here (not a Pi, no
     gpiozero), 130 / 143 after Ctrl-C / SIGTERM (everything off)."""
+    err = err or out
     if not 0 < seconds <= 600:
-        out(f"--seconds must be more than 0 and at most 600, not {seconds:g}")
+        err(f"--seconds must be more than 0 and at most 600, not {seconds:g}")
         return EX_USAGE
     if not any(getattr(gpio_settings, role) is not None for role in ROLES):
-        out(NO_PINS)
+        err(NO_PINS)
         return EX_CONFIG
     try:
         indicator = Indicator(gpio_settings, pin_factory)
     except (ConfigError, GpioError) as exc:
-        out(f"cannot test the indicator: {exc}")
+        err(f"cannot test the indicator: {exc}")
         return exc.exit_code
     stop, received = threading.Event(), []
     previous = _catch_signals(stop, received)
