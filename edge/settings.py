@@ -22,14 +22,30 @@ def required(help="", check=None):
 
 
 def in_range(low=None, high=None):
-    """A check: a finite number with low <= value <= high."""
+    """A check: a finite number with low <= value <= high (either bound may be None)."""
+    if low is not None and high is not None:
+        wanted = f"between {low} and {high}"
+    elif low is not None:
+        wanted = f"at least {low}"
+    elif high is not None:
+        wanted = f"at most {high}"
+    else:
+        wanted = ""
+
     def check(value):
         if isinstance(value, float) and not math.isfinite(value):
-            return f"must be a finite number between {low} and {high}"
+            return f"must be a finite number {wanted}".rstrip()
         if (low is not None and value < low) or (high is not None and value > high):
-            return f"must be between {low} and {high}"
+            return f"must be {wanted}"
         return None
     return check
+
+
+def finite(value):
+    """A check: not NaN nor infinite (the loader applies it to every float value)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number (not .nan or .inf)"
+    return None
 
 
 def one_of(*choices):

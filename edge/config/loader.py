@@ -4,8 +4,16 @@ that name the key path and the line, so `maskdet run` can exit 78 with a useful 
 A config section is a dataclass; each field may carry `metadata={"help": ..., "check": fn}` where
 `fn(value)` returns an error message or None. Nested dataclasses, `list[Section]`, Optional
 values and plain scalars are supported.
+
+Rules for every field, whatever its own check says:
+- a float value must be finite: `.nan`, `.inf` and `-.inf` are refused everywhere (a NaN passes
+  every comparison, so a range check alone would let it through);
+- a `str` field takes only a YAML string, except where its metadata says `"accept_int": True`
+  (only `cameras[].source.url`, where `0` means the V4L2 device /dev/video0): there a YAML
+  int written in decimal digits is taken as those digits (`url: 0` is `"0"`).
 """
 import dataclasses
+import math
 import types
 import typing
 
@@ -19,18 +27,28 @@ def _where(path, node):
     return f"{path or 'the top level'}{line}"
 
 
-def _scalar(node, path, kind):
+def _scalar(node, path, kind, accept_int=False):
     try:
         value = yaml.safe_load(yaml.serialize(node))
     except yaml.YAMLError as exc:  # pragma: no cover - composed nodes re-serialise
-        raise ConfigError(f"{_where(path, node)}: {exc}") from exc
+        raise ConfigError(f"{_where(path, node)}: {_one_line(exc)}") from exc
+    if kind is str and accept_int and isinstance(value, int) and not isinstance(value, bool):
+        if not node.value.isdigit():  # -1, 0x1f, 1_000: YAML ints that are no device number
+            raise ConfigError(f"{_where(path, node)}: a device number is written in decimal "
+                              f"digits, 0 or more, got {node.value}")
+        value = node.value  # as written: YAML 1.1 would read 010 as octal 8
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is typing.Any:
-        return value
-    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{_where(path, node)}: {value} is too large for a number") from None
+    if kind is not typing.Any and (
+            not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool))):
         raise ConfigError(f"{_where(path, node)}: expected {kind.__name__}, got "
                           f"{type(value).__name__} {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_where(path, node)}: must be a finite number, not {value!r} "
+                          "(.nan and .inf are not allowed)")
     return value
 
 
@@ -42,7 +60,7 @@ def _unwrap_optional(kind):
     return kind, False
 
 
-def _load(kind, node, path):
+def _load(kind, node, path, accept_int=False):
     kind, optional = _unwrap_optional(kind)
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
         if optional:
@@ -59,7 +77,7 @@ def _load(kind, node, path):
     if not isinstance(node, yaml.ScalarNode):
         raise ConfigError(f"{_where(path, node)}: expected a single value, not a "
                           f"{'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
-    return _scalar(node, path, kind)
+    return _scalar(node, path, kind, accept_int)
 
 
 def load_section(cls, node, path=""):
@@ -74,6 +92,9 @@ def load_section(cls, node, path=""):
     hints = typing.get_type_hints(cls)
     given = {}
     for key_node, value_node in node_items:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError(f"{_where(path, key_node)}: a key must be a plain name, not a "
+                              f"{'list' if isinstance(key_node, yaml.SequenceNode) else 'mapping'}")
         key = key_node.value
         key_path = f"{path}.{key}" if path else key
         if key not in fields:
@@ -81,7 +102,7 @@ def load_section(cls, node, path=""):
                               f"{', '.join(sorted(fields))}")
         if key in given:
             raise ConfigError(f"{_where(key_path, key_node)}: '{key}' is given twice")
-        value = _load(hints[key], value_node, key_path)
+        value = _load(hints[key], value_node, key_path, fields[key].metadata.get("accept_int", False))
         check = fields[key].metadata.get("check")
         problem = check(value) if check and value is not None else None
         if problem:
@@ -97,12 +118,26 @@ def load_section(cls, node, path=""):
         raise ConfigError(f"{_where(path, node)}: {exc}") from exc
 
 
+def _one_line(exc):
+    """A YAML error as one line: where (line, column) and what."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        context = getattr(exc, "context", None)
+        text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        return " ".join((text + (f" ({context})" if context else "")).split())
+    return " ".join(str(exc).split())
+
+
 def load_yaml(cls, text, filename="<config>"):
-    """Parse YAML text into dataclass `cls`; syntax errors name the file and line."""
+    """Parse YAML text into dataclass `cls`; syntax errors name the file and line (one line)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, controls)
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else "?"
+        raise ConfigError(f"{filename}: not valid YAML at line {line}: character "
+                          f"{exc.character!r} is not allowed ({exc.reason})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{filename}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{filename}: not valid YAML at {_one_line(exc)}") from None
     try:
         return load_section(cls, node)
     except ConfigError as exc:

@@ -19,8 +19,83 @@ from edge.settings import in_range, one_of
 DEFAULT_PATH = "/etc/maskdet/config.yaml"
 
 
-def _help(text, check=None):
-    return {"help": text, "check": check} if check else {"help": text}
+def _help(text, check=None, **extra):
+    return dict({"help": text, "check": check} if check else {"help": text}, **extra)
+
+
+def _bad_characters(value):
+    """What is wrong with characters of a name or path (NUL, control characters, not UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds characters that cannot be written as UTF-8"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        return "holds a control character (NUL, tab, newline ...)"
+    return None
+
+
+def topic_level(value):
+    """A check for one MQTT topic level (device_id): not empty, no `/`, no wildcards `+` `#`, no
+    control characters, no surrounding spaces, not starting with `$` (brokers keep `$` topics to
+    themselves: such a device would publish where nobody subscribes)."""
+    if not value:
+        return "must not be empty"
+    problem = _bad_characters(value)
+    if problem:
+        return problem
+    if value != value.strip():
+        return "must not start or end with a space"
+    for char, what in (("/", "the topic separator"), ("+", "an MQTT wildcard"),
+                       ("#", "an MQTT wildcard")):
+        if char in value:
+            return f"must not contain '{char}' ({what}); use letters, digits, - and _"
+    if value.startswith("$"):
+        return "must not start with '$' (reserved for the broker's own topics)"
+    return None
+
+
+def topic_prefix(value):
+    """A check for a topic prefix (mqtt.prefix, the discovery prefix): one or more topic levels
+    joined by `/` (e.g. `site/maskdet`): no empty level, so no leading, trailing or double `/`."""
+    if not value:
+        return "must not be empty"
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        return "must not start or end with '/' nor hold '//' (empty topic levels)"
+    for level in value.split("/"):
+        problem = topic_level(level)
+        if problem:
+            return f"topic level '{level}' {problem}"
+    return None
+
+
+def host_name(value):
+    """A check for the broker's host: a name or an IP address, nothing else."""
+    if not value.strip():
+        return "must not be empty: give the broker's host name or IP address"
+    problem = _bad_characters(value)
+    if problem:
+        return problem
+    if any(c.isspace() for c in value):
+        return "must not contain spaces"
+    if "://" in value or "/" in value:
+        return "give only the host name or IP address (no mqtt:// nor path); the port goes in mqtt.port"
+    if value.count(":") == 1:
+        return "give the port in mqtt.port, not after the host"
+    return None
+
+
+def file_path(value):
+    """A check for a path the config names: not empty, no NUL or control characters."""
+    if not value.strip():
+        return "must not be empty: give a path or leave the key out"
+    return _bad_characters(value)
+
+
+def camera_name(value):
+    """A check for a camera name (a topic level, a log field): letters, digits, - and _."""
+    if value and all(c.isalnum() or c in "-_" for c in value):
+        return None
+    return "use letters, digits, - and _ only"
 
 
 @dataclass(frozen=True)
@@ -29,8 +104,9 @@ class SourceConfig:
 
     type: str = field(metadata=_help("picamera2, opencv or folder", one_of("picamera2", "opencv", "folder")))
     url: Optional[str] = field(default=None, metadata=_help(
-        "opencv: /dev/videoN, a device number, an rtsp:// or http:// URL, or a video file"))
-    path: Optional[str] = field(default=None, metadata=_help("folder: a folder of images"))
+        "opencv: /dev/videoN, a device number, an rtsp:// or http:// URL, or a video file",
+        file_path, accept_int=True))
+    path: Optional[str] = field(default=None, metadata=_help("folder: a folder of images", file_path))
     camera_index: int = field(default=0, metadata=_help("picamera2: which camera", in_range(0, 8)))
     width: int = field(default=1280, metadata=_help("capture width", in_range(64, 8192)))
     height: int = field(default=720, metadata=_help("capture height", in_range(64, 8192)))
@@ -53,8 +129,7 @@ class CameraConfig:
     """One camera."""
 
     name: str = field(metadata=_help("its name in topics and logs (letters, digits, - and _)",
-                                     lambda v: None if v and all(c.isalnum() or c in "-_" for c in v)
-                                     else "use letters, digits, - and _ only"))
+                                     camera_name))
     source: SourceConfig = field(metadata=_help("where frames come from"))
 
 
@@ -94,10 +169,17 @@ class GpioConfig:
 class TlsConfig:
     """TLS towards the broker."""
 
-    ca_file: Optional[str] = field(default=None, metadata=_help("CA bundle; empty: the system's"))
-    cert_file: Optional[str] = field(default=None, metadata=_help("client certificate"))
-    key_file: Optional[str] = field(default=None, metadata=_help("client key"))
+    ca_file: Optional[str] = field(default=None, metadata=_help("CA bundle (PEM); null: the system's",
+                                                               file_path))
+    cert_file: Optional[str] = field(default=None, metadata=_help("client certificate (PEM)", file_path))
+    key_file: Optional[str] = field(default=None, metadata=_help(
+        "client key (PEM, not encrypted); null: in cert_file", file_path))
     insecure: bool = field(default=False, metadata=_help("skip host name checks (testing only)"))
+
+    def __post_init__(self):
+        if self.key_file and not self.cert_file:
+            raise ValueError("mqtt.tls.key_file is set without cert_file: give the client "
+                             "certificate in cert_file too, or remove key_file")
 
 
 @dataclass(frozen=True)
@@ -105,16 +187,19 @@ class HomeAssistantConfig:
     """Home Assistant MQTT discovery."""
 
     enabled: bool = field(default=False, metadata=_help("announce each camera's alert as a binary_sensor"))
-    discovery_prefix: str = field(default="homeassistant", metadata=_help("Home Assistant's discovery prefix"))
+    discovery_prefix: str = field(default="homeassistant", metadata=_help(
+        "Home Assistant's discovery prefix", topic_prefix))
 
 
 @dataclass(frozen=True)
 class MqttConfig:
     """The broker and what is published."""
 
-    host: str = field(default="localhost", metadata=_help("broker host"))
+    host: str = field(default="localhost", metadata=_help("broker host name or IP address", host_name))
     port: int = field(default=1883, metadata=_help("broker port", in_range(1, 65535)))
-    prefix: str = field(default="maskdet", metadata=_help("topics start with <prefix>/<device_id>"))
+    prefix: str = field(default="maskdet", metadata=_help(
+        "topics start with <prefix>/<device_id>; levels joined by / (site/maskdet), no + or #",
+        topic_prefix))
     username: Optional[str] = field(default=None, metadata=_help("user name"))
     password_env: str = field(default="MASKDET_MQTT_PASSWORD", metadata=_help(
         "environment variable holding the password"))
@@ -123,7 +208,8 @@ class MqttConfig:
     tls: Optional[TlsConfig] = field(default=None, metadata=_help("TLS settings; absent: plain TCP"))
     keepalive_s: int = field(default=30, metadata=_help("MQTT keepalive", in_range(5, 3600)))
     stats_interval_s: float = field(default=30.0, metadata=_help("period of <prefix>/stats", in_range(1, 86400)))
-    outbox_path: str = field(default="/var/lib/maskdet/outbox.db", metadata=_help("SQLite outbox of unsent events"))
+    outbox_path: str = field(default="/var/lib/maskdet/outbox.db", metadata=_help(
+        "SQLite outbox of unsent events; :memory: keeps them in memory only", file_path))
     outbox_max_events: int = field(default=10000, metadata=_help("oldest events drop beyond this", in_range(10, 10_000_000)))
     home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig, metadata=_help("discovery"))
 
@@ -133,7 +219,8 @@ class Config:
     """The whole daemon configuration."""
 
     cameras: list[CameraConfig] = field(metadata=_help("one or more cameras"))
-    device_id: str = field(default_factory=socket.gethostname, metadata=_help("this device in topics"))
+    device_id: str = field(default_factory=socket.gethostname, metadata=_help(
+        "this device in topics (one topic level: no /, + or #)", topic_level))
     detector: DetectorSettings = field(default_factory=DetectorSettings, metadata=_help("face detector"))
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings, metadata=_help("mask classifier"))
     accelerator: AcceleratorSettings = field(default_factory=AcceleratorSettings, metadata=_help("Edge TPU and CPU threads"))
@@ -152,10 +239,18 @@ class Config:
 
 
 def load_config(path=DEFAULT_PATH):
-    """Read and validate a config file; ConfigError (exit 78) names the key path and line."""
+    """Read and validate a config file; ConfigError (exit 78) names the file, the key path and
+    the line (or, for a file that is not UTF-8, the byte)."""
+    name = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-    return load_yaml(Config, text, os.fspath(path))
+        raise ConfigError(f"{name}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")  # a UTF-8 byte order mark is harmless
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{name}: not UTF-8 text: byte 0x{data[exc.start]:02x} at position "
+                          f"{exc.start} (line {line}) ({exc.reason}); save the file as UTF-8") from None
+    return load_yaml(Config, text, name)

@@ -1,6 +1,7 @@
 """A model's metadata file (`models/<name>.json`): what `edge/` needs to use the model correctly."""
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -42,43 +43,99 @@ class ClassifierMeta:
         return self.labels.index(self.positive_label)
 
 
+REMAKE = "re-create it with `maskdet-convert quantize`"
+
+
 def _require(data, path, *keys):
     value = data
     for key in keys:
         if not isinstance(value, dict) or key not in value:
-            raise ModelError(f"{path}: missing key '{'.'.join(keys)}' in the model metadata; "
-                             "re-create it with `maskdet-convert quantize`")
+            raise ModelError(f"{path}: missing key '{'.'.join(keys)}' in the model metadata; {REMAKE}")
         value = value[key]
     return value
+
+
+def _bad(path, keys, wanted, value):
+    return ModelError(f"{path}: '{'.'.join(keys)}' must be {wanted}, not "
+                      f"{type(value).__name__} {value!r:.60}; {REMAKE}")
+
+
+def _number(data, path, *keys, low=None, high=None, integer=False, open_interval=False):
+    """A finite number (an int when `integer`) at `keys`, within the bounds."""
+    value = _require(data, path, *keys)
+    kinds = int if integer else (int, float)
+    wanted = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+        raise _bad(path, keys, wanted, value)
+    if open_interval:
+        inside = (low is None or value > low) and (high is None or value < high)
+        bounds = f"above {low}" if high is None else f"strictly between {low} and {high}"
+    else:
+        inside = (low is None or value >= low) and (high is None or value <= high)
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+    if not inside:
+        raise ModelError(f"{path}: '{'.'.join(keys)}' is {value}, it must be {bounds}; {REMAKE}")
+    return value
+
+
+def _text(data, path, *keys):
+    value = _require(data, path, *keys)
+    if not isinstance(value, str) or not value:
+        raise _bad(path, keys, "a non-empty string", value)
+    return value
+
+
+def _read_json(path):
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise ModelError(f"model metadata {path} does not exist: give the metadata JSON of a "
+                         "classifier (models/mask_classifier.json)") from None
+    except IsADirectoryError:
+        raise ModelError(f"model metadata {path} is a folder: give the metadata JSON file in it "
+                         "(e.g. mask_classifier.json)") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ModelError(f"model metadata {path} cannot be read: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"model metadata {path} is not JSON text (byte {exc.start} is not UTF-8): "
+                         "give the metadata JSON, not the .tflite model") from None
+    except ValueError as exc:
+        raise ModelError(f"model metadata {path} is not readable JSON: {exc}") from None
 
 
 def load_classifier_meta(path):
     """Read and check a classifier metadata file; ModelError names the file and the bad key."""
     path = os.path.abspath(os.fspath(path))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ModelError(f"model metadata {path} does not exist") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"model metadata {path} is not readable JSON: {exc}") from exc
-    labels = tuple(_require(data, path, "labels"))
-    positive = _require(data, path, "positive_label")
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ModelError(f"model metadata {path} must hold a JSON object, not a "
+                         f"{type(data).__name__}; {REMAKE}")
+    labels = _require(data, path, "labels")
+    if not isinstance(labels, list) or len(labels) < 2 or \
+            not all(isinstance(label, str) and label for label in labels):
+        raise _bad(path, ("labels",), "a list of at least two label names", labels)
+    if len(set(labels)) != len(labels):
+        raise ModelError(f"{path}: 'labels' names a label twice: {labels}; {REMAKE}")
+    labels = tuple(labels)
+    positive = _text(data, path, "positive_label")
     if positive not in labels:
-        raise ModelError(f"{path}: positive_label {positive!r} is not one of labels {labels}")
-    threshold = float(_require(data, path, "threshold"))
-    if not 0.0 < threshold < 1.0:
-        raise ModelError(f"{path}: threshold {threshold} must lie strictly between 0 and 1")
-    model_file = _require(data, path, "files", "int8")
+        raise ModelError(f"{path}: positive_label {positive!r} is not one of labels {list(labels)}")
+    threshold = float(_number(data, path, "threshold", low=0.0, high=1.0, open_interval=True))
+    model_file = _text(data, path, "files", "int8")
+    sha256 = _text(data, path, "sha256", model_file)
     return ClassifierMeta(
         path=path,
         model_file=model_file,
-        input_size=int(_require(data, path, "input", "size")),
+        input_size=_number(data, path, "input", "size", low=8, high=4096, integer=True),
         labels=labels,
         positive_label=positive,
         threshold=threshold,
-        mean=float(_require(data, path, "input", "normalization", "mean")),
-        std=float(_require(data, path, "input", "normalization", "std")),
-        crop_margin=float(_require(data, path, "input", "crop_margin")),
-        sha256=_require(data, path, "sha256", model_file),
+        mean=float(_number(data, path, "input", "normalization", "mean")),
+        std=float(_number(data, path, "input", "normalization", "std", low=0.0, open_interval=True)),
+        crop_margin=float(_number(data, path, "input", "crop_margin", low=0.0, high=2.0)),
+        sha256=sha256,
     )

@@ -64,6 +64,12 @@ class BlazeFaceDetector:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         outputs = sorted(interpreter.get_output_details(), key=lambda d: d["shape"][-1])
+        shapes = [[int(v) for v in d["shape"]] for d in outputs]
+        n = len(self.anchor_xy)
+        if len(outputs) != 2 or shapes[0][-2:] != [n, 1] or len(shapes[1]) < 2 or \
+                shapes[1][-2] != n or shapes[1][-1] < 4:
+            raise ModelError(f"not a BlazeFace {variant}-range model: its outputs are {shapes}, "
+                             f"BlazeFace gives [1, {n}, 16] boxes and [1, {n}, 1] scores")
         self.logits_out, self.regressors_out = outputs[0], outputs[-1]
 
     def detect(self, frame_bgr):
@@ -84,8 +90,13 @@ class BlazeFaceDetector:
 def _open(model_path, settings, accelerator):
     from edge.inference.accelerator import AcceleratedModel
 
-    return BlazeFaceDetector(AcceleratedModel(model_path, accelerator), settings.variant,
-                             settings.score_threshold, settings.iou_threshold)
+    try:
+        return BlazeFaceDetector(AcceleratedModel(model_path, accelerator), settings.variant,
+                                 settings.score_threshold, settings.iou_threshold)
+    except ModelError as exc:
+        if str(model_path) in str(exc):
+            raise
+        raise ModelError(f"{model_path}: {exc}") from exc
 
 
 register(DetectorType(

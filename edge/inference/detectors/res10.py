@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 
+from edge.errors import ModelError
 from edge.inference.accelerator import CPU
 from edge.inference.detectors.registry import DetectorType, register
 from edge.inference.geometry import nms, to_faces
@@ -24,7 +25,16 @@ class Res10Detector:
     placement = CPU
 
     def __init__(self, prototxt, caffemodel, score_threshold=0.5, iou_threshold=0.3):
-        self._net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+        try:
+            self._net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+        except cv2.error as exc:
+            raise ModelError(f"{caffemodel} (with the graph {prototxt}) cannot be opened as the "
+                             f"res10 Caffe model: {' '.join(str(exc).split())}; use "
+                             "res10_300x300_ssd_iter_140000.caffemodel (`maskdet models fetch "
+                             "res10_caffemodel`)") from exc
+        if self._net.empty():
+            raise ModelError(f"{caffemodel} (with the graph {prototxt}) holds no network: use "
+                             "res10_300x300_ssd_iter_140000.caffemodel")
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
 

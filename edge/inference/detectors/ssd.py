@@ -28,7 +28,7 @@ def output_roles(output_details):
     ordered = sorted(output_details, key=lambda d: (d["name"].rsplit(":", 1)[-1]
                                                     if ":" in d["name"] else "0"))
     roles = dict(zip(("boxes", "classes", "scores", "count"), ordered))
-    if roles["boxes"]["shape"][-1] != 4:
+    if len(roles["boxes"]["shape"]) < 2 or roles["boxes"]["shape"][-1] != 4:
         raise ModelError("cannot find the boxes output ([1, N, 4]) of the SSD post-process model")
     return roles
 
@@ -64,7 +64,12 @@ class SsdDetector:
 def _open(model_path, settings, accelerator):
     from edge.inference.accelerator import AcceleratedModel
 
-    return SsdDetector(AcceleratedModel(model_path, accelerator), settings.score_threshold)
+    try:
+        return SsdDetector(AcceleratedModel(model_path, accelerator), settings.score_threshold)
+    except ModelError as exc:
+        if str(model_path) in str(exc):
+            raise
+        raise ModelError(f"{model_path} is not a TFLite SSD face detector: {exc}") from exc
 
 
 register(DetectorType(

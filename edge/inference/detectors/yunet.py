@@ -70,11 +70,12 @@ class OnnxRuntimeYuNet:
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
             options.inter_op_num_threads = 1
+        model = any_size_model(model_path)
         try:
-            self._session = onnxruntime.InferenceSession(any_size_model(model_path), options,
+            self._session = onnxruntime.InferenceSession(model, options,
                                                          providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnx and onnxruntime raise their own types for bad files
-            raise ModelError(f"{model_path} cannot be opened as an ONNX model: {exc}") from exc
+            raise ModelError(f"{model_path} cannot be opened as an ONNX model: {_one_line(exc)}") from exc
         self._input_name = self._session.get_inputs()[0].name
         self._output_names = [o.name for o in self._session.get_outputs()]
         expected = {f"{kind}_{stride}" for kind in ("cls", "obj", "bbox") for stride in STRIDES}
@@ -103,8 +104,17 @@ def any_size_model(model_path):
     outputs and intermediate tensors are dropped: one session serves every frame size."""
     import onnx
 
-    model = onnx.load(str(model_path))
+    try:
+        model = onnx.load(str(model_path))
+    except Exception as exc:  # protobuf's DecodeError, OSError ...
+        raise ModelError(f"{model_path} cannot be opened as an ONNX model: {_one_line(exc)}") from exc
+    if not model.graph.input:
+        raise ModelError(f"{model_path} is not a YuNet model: its graph has no input")
     dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ModelError(f"{model_path} is not a YuNet model: its input has {len(dims)} "
+                         "dimensions, YuNet takes an image [1, 3, H, W]; use "
+                         "face_detection_yunet_2023mar.onnx (`maskdet models fetch yunet`)")
     dims[2].dim_param, dims[3].dim_param = "height", "width"
     for output in model.graph.output:
         output.type.tensor_type.ClearField("shape")
@@ -120,9 +130,21 @@ class OpenCVYuNet:
     placement = CPU
 
     def __init__(self, model_path, score_threshold=0.6, iou_threshold=0.3):
-        self._detector = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
-                                                   score_threshold, iou_threshold, TOP_K)
+        try:
+            self._detector = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
+                                                       score_threshold, iou_threshold, TOP_K)
+        except cv2.error as exc:
+            raise ModelError(f"{model_path} cannot be opened as a YuNet model by OpenCV: "
+                             f"{_one_line(exc)}") from exc
         self._input_size = (320, 320)
+        # OpenCV reads any ONNX file here and only fails at the first frame: run one small blank
+        # frame now so that a file that is not YuNet is found when the detector is opened.
+        try:
+            self.detect(np.zeros((DIVISOR, DIVISOR, 3), np.uint8))
+        except cv2.error as exc:
+            raise ModelError(f"{model_path} is not a YuNet model OpenCV can run: "
+                             f"{_one_line(exc)}; use face_detection_yunet_2023mar.onnx "
+                             "(`maskdet models fetch yunet`)") from exc
 
     def detect(self, frame_bgr):
         """Faces in a BGR frame, boxes in frame pixels."""
@@ -136,6 +158,11 @@ class OpenCVYuNet:
         rows = np.asarray(rows, dtype=np.float64)
         boxes = np.column_stack([rows[:, 0], rows[:, 1], rows[:, 0] + rows[:, 2], rows[:, 1] + rows[:, 3]])
         return to_faces(boxes, rows[:, 14], width, height)
+
+
+def _one_line(exc):
+    """An exception's text on one line (OpenCV's and onnxruntime's span several)."""
+    return " ".join(str(exc).split())
 
 
 def onnxruntime_available():
