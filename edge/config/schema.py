@@ -6,7 +6,7 @@ strictly (unknown keys, wrong types and bad values name the key path and the lin
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from edge.config.loader import load_yaml
 from edge.errors import ConfigError
@@ -14,6 +14,7 @@ from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.detectors import DetectorSettings
 from edge.inference.pipeline import ClassifierSettings
 from edge.service.decision import DecisionSettings
+from edge.service.indicator import pin_conflicts, pin_problem
 from edge.settings import in_range, one_of
 
 DEFAULT_PATH = "/etc/maskdet/config.yaml"
@@ -137,7 +138,8 @@ class CameraConfig:
 class PinConfig:
     """One GPIO output."""
 
-    pin: int = field(metadata=_help("BCM pin number", in_range(0, 27)))
+    pin: Any = field(metadata=_help("GPIO pin: a BCM number (17) or a gpiozero name: GPIO17, BCM17, "
+                                    "BOARD11 or J8:11 (physical pin 11), WPI0", pin_problem))
     active_high: bool = field(default=True, metadata=_help("false when the pin sinks the current"))
 
 
@@ -160,9 +162,9 @@ class GpioConfig:
     cooldown_s: float = field(default=10.0, metadata=_help("at most one buzz per this many seconds", in_range(0, 3600)))
 
     def __post_init__(self):
-        pins = [p.pin for p in (self.green, self.red, self.buzzer) if p is not None]
-        if len(pins) != len(set(pins)):
-            raise ValueError(f"gpio pins must differ, got {pins}")
+        problem = pin_conflicts({"green": self.green, "red": self.red, "buzzer": self.buzzer})
+        if problem:
+            raise ValueError(problem)
 
 
 @dataclass(frozen=True)

@@ -345,6 +345,14 @@ class Indicator:
             ok = self._off(out) and ok
         return ok
 
+    def wait_pattern(self, timeout=10.0):
+        """Block until the buzzer pattern playing now (if any) has ended; False on timeout."""
+        pattern = self._pattern
+        if pattern is None:
+            return True
+        pattern[0].join(timeout)
+        return not pattern[0].is_alive()
+
     def _stop_pattern(self, timeout=1.0):
         if self._pattern is not None:
             thread, stop = self._pattern

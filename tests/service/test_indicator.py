@@ -1,6 +1,5 @@
 """The indicator on gpiozero's own MockFactory: pin names, pin states and their order, GPIO faults
 (a MockPin whose writes raise OSError), and the `maskdet test-indicator` walk-through."""
-import dataclasses
 import errno
 import itertools
 import logging
@@ -9,7 +8,6 @@ import signal
 import sys
 import threading
 import time
-import typing
 
 import pytest
 
@@ -81,7 +79,7 @@ def test_clear_view_is_green_and_an_alert_is_red_with_a_buzz(factory):
     assert factory.pin(17).state and factory.pin(27).state  # red active-low: high = off
     ind.show(True)
     assert not factory.pin(17).state and not factory.pin(27).state  # red on (pulled low)
-    time.sleep(0.3)
+    assert ind.wait_pattern()
     buzz = [s.state for s in factory.pin(22).states]
     assert buzz == [False, True, False, True, False]
     # MockPin timestamps are the time since the previous change; the pattern never hurries
@@ -96,7 +94,7 @@ def test_the_buzzer_sounds_at_most_once_per_cooldown(factory):
     for t, alert in [(0, True), (1, False), (2, True), (12, False), (13, True)]:
         now[0] = t
         ind.show(alert)
-        time.sleep(0.25)
+        assert ind.wait_pattern()
     rises = sum(1 for s in factory.pin(22).states if s.state)
     assert rises == 4  # two buzzes of two beeps: at t=0 and t=13, not at t=2
     ind.close()
@@ -115,7 +113,9 @@ def test_outputs_are_off_after_close_and_absent_pins_are_fine(factory):
 def test_close_stops_a_buzz_in_the_middle_with_the_buzzer_off(factory):
     ind = Indicator(GpioConfig(buzzer=BuzzerConfig(BUZZER, on_s=5, off_s=5, beeps=3)), factory)
     ind.show(True)
-    time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while not factory.pin(BUZZER).state and time.monotonic() < deadline:
+        time.sleep(0.001)  # polled: the pattern thread has started the first beep
     assert factory.pin(BUZZER).state
     ind.close()
     assert not factory.pin(BUZZER).state
@@ -190,27 +190,13 @@ def test_two_names_of_one_gpio_are_a_conflict():
     assert pin_conflicts({"green": PinConfig("GPIO17"), "red": PinConfig("J8:13"), "buzzer": None}) is None
 
 
-@dataclasses.dataclass(frozen=True)
-class ProposedPinConfig:
-    """PinConfig.pin as proposed for edge/config/schema.py: typing.Any checked by pin_problem."""
-
-    pin: typing.Any = dataclasses.field(metadata={"help": "GPIO pin", "check": pin_problem})
-    active_high: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class ProposedGpio:
-    green: typing.Optional[ProposedPinConfig] = None
-    red: typing.Optional[ProposedPinConfig] = None
-
-
-def test_the_proposed_schema_field_loads_numbers_and_names():
-    got = load_yaml(ProposedGpio, "green: {pin: 17}\nred: {pin: J8:13, active_high: false}\n")
+def test_the_schema_loads_pin_numbers_and_names():
+    got = load_yaml(GpioConfig, "green: {pin: 17}\nred: {pin: J8:13, active_high: false}\n")
     assert got.green.pin == 17 and got.red.pin == "J8:13" and bcm_of(got.red.pin) == 27
-    assert load_yaml(ProposedGpio, "green:\n  pin: GPIO17\n").green.pin == "GPIO17"
+    assert load_yaml(GpioConfig, "green:\n  pin: GPIO17\n").green.pin == "GPIO17"
     with pytest.raises(ConfigError, match=r"green\.pin \(line 2\): the 40-pin header has GPIO0-GPIO27 "
                                           r"only.*\(got 'GPIO99'\)"):
-        load_yaml(ProposedGpio, "red: {pin: 27}\ngreen: {pin: GPIO99}\n", "x.yaml")
+        load_yaml(GpioConfig, "red: {pin: 27}\ngreen: {pin: GPIO99}\n", "x.yaml")
 
 
 # --- GPIO faults -------------------------------------------------------------------------------
@@ -222,7 +208,7 @@ def test_a_failing_pin_is_logged_once_and_the_rest_goes_on(flaky_factory, caplog
     FlakyPin.broken.add("GPIO27")  # the red LED's pin starts failing
     ind.show(True)  # no exception into the frame loop
     assert not flaky_factory.pin(GREEN).state  # green went off all the same
-    time.sleep(0.3)
+    assert ind.wait_pattern()
     assert sum(s.state for s in flaky_factory.pin(BUZZER).states) == 2  # and the buzzer beeped
     for alert in (False, True, True, False):
         ind.show(alert)
@@ -235,7 +221,7 @@ def test_a_failing_pin_is_logged_once_and_the_rest_goes_on(flaky_factory, caplog
     ind.show(True)
     assert not flaky_factory.pin(RED).state and not ind.faults  # red on (active low)
     assert any("works again" in r.getMessage() for r in caplog.records)
-    time.sleep(0.3)
+    assert ind.wait_pattern()
     ind.close()
     assert thread_errors == []
 
@@ -244,7 +230,7 @@ def test_a_failing_buzzer_and_a_failing_close_never_raise(flaky_factory, caplog,
     ind = Indicator(config(), flaky_factory)
     FlakyPin.broken.add("GPIO22")
     ind.show(True)
-    time.sleep(0.3)
+    assert ind.wait_pattern()
     assert len(errors_about(caplog, "buzzer on GPIO22 (pin 15)")) == 1
     assert not flaky_factory.pin(RED).state  # the red LED is on regardless
     FlakyPin.broken.update({"GPIO17", "GPIO27"})
@@ -386,8 +372,7 @@ def test_sigterm_during_a_step_turns_everything_off(factory):
     def wait(seconds):
         handler = signal.getsignal(signal.SIGTERM)
         assert callable(handler) and handler not in (signal.SIG_DFL, signal.SIG_IGN)
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.05)  # let the handler run
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next bytecode
         return False
 
     previous = signal.getsignal(signal.SIGTERM)
