@@ -64,14 +64,25 @@ class CameraWorker:
         """Start capturing."""
         self._thread.start()
 
+    @property
+    def started(self):
+        """True once `start` was called (a reload keeps a running worker as it is)."""
+        return self._thread.ident is not None
+
+    @property
+    def opened(self):
+        """True once the first frame arrived (or the file or folder ended)."""
+        return self._opened.is_set()
+
     def wait_open(self, timeout):
         """Block until the first frame arrived (True) or the timeout passed (False)."""
         return self._opened.wait(timeout)
 
     def stop(self, timeout=5.0):
-        """Stop capturing and release the source."""
+        """Stop capturing and release the source (a worker never started has nothing to stop)."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self.started:
+            self._thread.join(timeout)
 
     @property
     def ok(self):

@@ -4,29 +4,48 @@ The frame loop lives in `Daemon.run`: it takes the newest frame of each camera i
 inference core, folds the faces into that camera's tracks and decisions, and hands the results to
 the indicator and the publisher, neither of which blocks. It pings the systemd watchdog only while
 frames really flow, so a hung camera or accelerator gets the service restarted.
+
+`run_service` owns the process: the signals, one stop request and one reload request for the
+whole process (never tied to a Daemon, so a SIGTERM in the middle of a reload is not lost), the
+start and the reloads. While it starts or reloads, a heartbeat thread feeds the watchdog.
+
+A reload (SIGHUP) builds the new Daemon while the running one waits, and swaps only once the new
+one is built; a config that is invalid or cannot be built is refused and the running one goes on.
+The new Daemon takes over what the new config leaves unchanged (see `Handover`): the MQTT
+connection (no `offline` / `online` at a reload), the lights, each camera whose source is the
+same (no reopen, no gap), and each camera's people in view, so a person decided before the reload
+is not announced again.
 """
+import contextlib
+import dataclasses
 import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
-from edge.config import load_config
-from edge.errors import ConfigError, MaskdetError
+from edge.config.checks import check_config
+from edge.errors import ConfigError, FetchError, MaskdetError, ModelError
 from edge.inference.pipeline import build_pipeline
 from edge.service import payloads
 from edge.service.camera import CameraWorker
 from edge.service.people import PeopleInView
 from edge.service.publisher import Publisher
 from edge.service.sources import create_source
-from edge.service.systemd_notify import notify, watchdog_interval
+from edge.service.systemd_notify import Heartbeat, monotonic_usec, notify, watchdog_interval
 
 log = logging.getLogger(__name__)
 
 STATE_EVERY_S = 5.0  # retained state is re-published at least this often (fps changes)
 STALL_S = 30.0  # a camera with no frame and no error this long is hung: stop the watchdog pings
-READY_TIMEOUT_S = 20.0
+READY_TIMEOUT_S = 20.0  # one deadline for all cameras together (they open in parallel)
+OPEN_POLL_S = 0.05
+STOPPED = "maskdet stopped: this camera is not watched"
+REMOVED = "camera removed from the configuration"
+RECONNECTING = "maskdet reconnecting with new MQTT settings"
 
 
 def build_indicator(config, pin_factory=None):
@@ -39,38 +58,128 @@ def build_indicator(config, pin_factory=None):
     return Indicator(gpio, pin_factory)
 
 
-class Daemon:
-    """The running service: one instance per configuration (SIGHUP builds a new one)."""
+def _connection_settings(config):
+    """What the MQTT connection depends on: the mqtt section (less the stats period, which only
+    the frame loop reads) and the device id (topics, client id)."""
+    return dataclasses.replace(config.mqtt, stats_interval_s=0), config.device_id
 
-    def __init__(self, config, pin_factory=None, publisher=None):
+
+@dataclass
+class Handover:
+    """What a Daemon built by a reload takes over from the one it replaces."""
+
+    publisher: Optional[Publisher] = None
+    indicator: object = None
+    workers: dict = field(default_factory=dict)  # camera name -> running CameraWorker
+    views: dict = field(default_factory=dict)  # camera name -> PeopleInView
+    started_at: Optional[float] = None
+
+
+def handover(predecessor, config):
+    """What of `predecessor` a Daemon for `config` keeps: the publisher (and its connection) when
+    the connection settings are unchanged, the indicator when the gpio section is, the camera
+    worker of each camera whose name and source are unchanged, and the people in view of each
+    camera whose name still exists."""
+    if predecessor is None:
+        return Handover()
+    old = predecessor.config
+    sources = {c.name: c.source for c in old.cameras}
+    return Handover(
+        publisher=predecessor.publisher
+        if _connection_settings(old) == _connection_settings(config) else None,
+        indicator=predecessor.indicator if old.gpio == config.gpio else None,
+        workers={c.name: predecessor.workers[c.name] for c in config.cameras
+                 if sources.get(c.name) == c.source},
+        views={c.name: predecessor.views[c.name] for c in config.cameras if c.name in sources},
+        started_at=predecessor.started_at)
+
+
+def use_settings(view, settings):
+    """Let a carried-over camera's people follow reloaded decision settings: the tracks and each
+    person's decision are kept (so nobody decided is announced again); matching, the thresholds,
+    the minimum frames and the alert delay apply from the next frame. Every decision setting
+    carries over this way: none of them changes what a decision already made means."""
+    if view.settings == settings:
+        return
+    view.settings = settings
+    view.tracker.iou_threshold = settings.track_iou
+    view.tracker.max_misses = settings.max_missed_frames
+
+
+class Daemon:
+    """The running service for one configuration (a reload builds a new one).
+
+    `stop` and `reload` are the process-wide requests (run_service passes its own; a Daemon used
+    alone makes its own). `predecessor`: the Daemon this one replaces at a reload; what it can
+    keep is taken over at `start`, after `predecessor.hand_over(self)`."""
+
+    def __init__(self, config, pin_factory=None, publisher=None, stop=None, reload=None,
+                 predecessor=None):
         self.config = config
+        self.pin_factory = pin_factory
+        self.stop_requested = stop if stop is not None else threading.Event()
+        self.reload_requested = reload if reload is not None else threading.Event()
         self.pipeline = build_pipeline(config.detector, config.classifier, config.accelerator)
-        self.indicator = build_indicator(config, pin_factory)
-        self.publisher = publisher or Publisher(config.mqtt, config.device_id,
-                                                [c.name for c in config.cameras])
-        self.workers = {c.name: CameraWorker(c.name, create_source(c.source)) for c in config.cameras}
-        self.views = {c.name: PeopleInView(c.name, config.decision) for c in config.cameras}
-        self.stop_requested = threading.Event()
-        self.reload_requested = threading.Event()
-        self.started_at = time.time()
+        self._kept = handover(predecessor, config)
+        self.publisher = publisher or self._kept.publisher or \
+            Publisher(config.mqtt, config.device_id, [c.name for c in config.cameras])
+        self.indicator = self._kept.indicator  # else opened by start()
+        self.workers = {c.name: self._kept.workers.get(c.name) or
+                        CameraWorker(c.name, create_source(c.source)) for c in config.cameras}
+        self.views = {c.name: self._kept.views.get(c.name) or PeopleInView(c.name, config.decision)
+                      for c in config.cameras}
+        self.started_at = self._kept.started_at or time.time()
         self.latencies = {"detect": [], "classify": []}
         self._published_state = {}
         self._last_stats = time.monotonic()
         self._shut_down = False
 
+    @property
+    def keeps_connection(self):
+        """True when this Daemon took over its predecessor's MQTT connection."""
+        return self.publisher is self._kept.publisher
+
     def start(self):
-        """Open cameras and the broker connection, run one inference, then tell systemd READY."""
-        self.publisher.start()
+        """Connect to the broker and open the lights (unless taken over), open every camera at
+        once and wait for them with one deadline, run one inference, then tell systemd READY.
+        Returns early, without READY, when a stop is requested meanwhile."""
+        if not self.keeps_connection:
+            self.publisher.start()
+        elif self.publisher.cameras != list(self.workers):
+            self.publisher.set_cameras(list(self.workers))
+        if self.indicator is None:
+            self.indicator = build_indicator(self.config, self.pin_factory)
+        for view in self.views.values():
+            use_settings(view, self.config.decision)
         for worker in self.workers.values():
-            worker.start()
-        for name, worker in self.workers.items():
-            if not worker.wait_open(READY_TIMEOUT_S):
-                log.warning("camera %s gave no frame within %.0f s: %s", name, READY_TIMEOUT_S,
-                            worker.error or "no answer")
+            if not worker.started:
+                worker.start()
+        self._wait_for_cameras(READY_TIMEOUT_S)
+        if self.stop_requested.is_set():
+            return
         self.pipeline.analyze(np.zeros((360, 640, 3), np.uint8))
         notify("READY=1\nSTATUS=watching " + ", ".join(self.workers))
         log.info("maskdet ready: cameras %s, classifier on %s", ", ".join(self.workers),
                  self.pipeline.placements()["classifier"].accelerator)
+
+    def _wait_for_cameras(self, timeout):
+        """Wait until every camera gave a frame (or ended), at most `timeout` s for all of them
+        together, or until a stop is requested; warn about each camera still silent.
+
+        It polls instead of waiting on the stop request: a signal handler sets that Event, and
+        Event.set from a handler deadlocks when the handler interrupts this thread inside
+        Event.wait (the Event's lock is not reentrant)."""
+        deadline = time.monotonic() + timeout
+        waiting = list(self.workers.values())
+        while waiting and not self.stop_requested.is_set():
+            waiting = [w for w in waiting if not w.opened]
+            left = deadline - time.monotonic()
+            if not waiting or left <= 0:
+                break
+            time.sleep(min(OPEN_POLL_S, left))
+        for worker in waiting:
+            log.warning("camera %s gave no frame within %.0f s: %s", worker.name, timeout,
+                        worker.error or "no answer")
 
     def run(self):
         """The frame loop; returns when stopped, reloaded, or every file source has ended."""
@@ -133,6 +242,16 @@ class Daemon:
             view.alert, view.seen, view.without_mask, view.in_view, view.fps,
             placement.accelerator, worker.ok, worker.error or placement.reason))
 
+    def _publish_final_state(self, name, why):
+        """A camera's last retained state: no alert, not watched, and why."""
+        view = self.views[name]
+        try:
+            accelerator = self.pipeline.placements()["classifier"].accelerator
+            self.publisher.publish_state(name, payloads.state(
+                False, view.seen, view.without_mask, 0, 0.0, accelerator, False, why))
+        except Exception:  # the lights and `offline` must still follow
+            log.exception("camera %s: the final state could not be published", name)
+
     def _show_alert(self):
         if self.indicator:
             self.indicator.show(any(v.alert for v in self.views.values()))
@@ -160,47 +279,182 @@ class Daemon:
                 return False
         return True
 
+    def hand_over(self, successor, drain_timeout=5.0):
+        """Make way for `successor` (a reload): stop the cameras it does not keep, give each camera
+        it drops (every camera, when it does not keep the connection) a final state, close the
+        lights and the MQTT connection unless it keeps them. No STOPPING=1, and no `offline`
+        while the connection is kept."""
+        self._shut_down = True
+        reconnect = self.publisher is not successor.publisher
+        for name, worker in self.workers.items():
+            if successor.workers.get(name) is not worker:
+                worker.stop()
+            if name not in successor.workers:
+                self._publish_final_state(name, REMOVED)
+            elif reconnect:  # the new connection may use other topics (device id, prefix, broker)
+                self._publish_final_state(name, RECONNECTING)
+        if self.indicator is not None and self.indicator is not successor.indicator:
+            self.indicator.close()
+        if reconnect:
+            log.warning("the mqtt settings changed: reconnecting to the broker (availability "
+                        "goes offline and online once)")
+            self.publisher.drain(drain_timeout)
+            self.publisher.close()
+
+    def discard(self):
+        """Drop a Daemon built for a reload that does not happen (a stop came): close what it
+        opened itself; what it would have taken over stays with its predecessor."""
+        self._shut_down = True
+        if not self.keeps_connection:
+            self.publisher.close()
+
     def shutdown(self, drain_timeout=5.0):
-        """Stop cameras, send what the outbox holds, publish offline, lights off (once)."""
+        """The end of the service (once): STOPPING=1, cameras stopped, lights off, each camera's
+        retained state made final (no alert, not watched, "maskdet stopped"), the outbox drained,
+        then `offline`."""
         if self._shut_down:
             return
         self._shut_down = True
         notify("STOPPING=1")
         for worker in self.workers.values():
             worker.stop()
-        self.publisher.drain(drain_timeout)
-        self.publisher.close()
         if self.indicator:
             self.indicator.close()
+        for name in self.workers:
+            self._publish_final_state(name, STOPPED)
+        self.publisher.drain(drain_timeout)
+        self.publisher.close()
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())
+
+
+class _Held(logging.Handler):
+    """Keeps records instead of writing them (see `held_logs`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def held_logs():
+    """Hold the log records made inside the block (the models being built at start): written when
+    the block succeeds, dropped when it raises, so that a start that fails says why in the one
+    line the command line prints."""
+    root = logging.getLogger()
+    saved, held = root.handlers[:], _Held()
+    root.handlers = [held]
+    try:
+        yield
+    finally:
+        root.handlers = saved
+    for record in held.records:
+        root.handle(record)
+
+
+class Service:
+    """`maskdet run`: the config file, the process-wide stop and reload requests, and the running
+    Daemon, replaced at each reload."""
+
+    def __init__(self, config_path, pin_factory=None):
+        self.config_path = config_path
+        self.pin_factory = pin_factory
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.daemon = None
+
+    def signal_handlers(self):
+        """{signal: handler}: SIGTERM and SIGINT request a stop, SIGHUP a reload."""
+        return {signal.SIGTERM: lambda *_: self.stop.set(),
+                signal.SIGINT: lambda *_: self.stop.set(),
+                signal.SIGHUP: lambda *_: self.reload.set()}
+
+    def run(self):
+        """Start, then run the frame loop until a stop (or until every file source has ended),
+        reloading on request; returns the exit status. The daemon is shut down however this
+        ends (lights off, final states, `offline`)."""
+        try:
+            self._start()
+            while not self.stop.is_set():
+                self.daemon.run()
+                if self.stop.is_set() or not self.reload.is_set():
+                    break
+                self._reload()
+            return 0
+        finally:
+            if self.daemon is not None:
+                self.daemon.shutdown()
+
+    def _start(self):
+        """Check the config, build the Daemon and start it, feeding the watchdog meanwhile."""
+        with Heartbeat():
+            config = check_config(self.config_path)
+            logging.getLogger().setLevel(config.log_level)
+            with held_logs():
+                self.daemon = self._build_at_start(config)
+            if not self.stop.is_set():
+                self.daemon.start()
+
+    def _build_at_start(self, config):
+        """The first Daemon; a model the config names that cannot be built is a ConfigError
+        (exit 78: the config points at a bad file, restarting will not help)."""
+        try:
+            return self._daemon(config)
+        except (ModelError, FetchError) as exc:
+            raise ConfigError(f"{self.config_path}: {_one_line(exc)}") from exc
+
+    def _daemon(self, config, predecessor=None):
+        return Daemon(config, self.pin_factory, stop=self.stop, reload=self.reload,
+                      predecessor=predecessor)
+
+    def _reload(self):
+        """SIGHUP: RELOADING=1, build the new Daemon, swap, READY=1; a config that is invalid or
+        cannot be built keeps the running one. A stop requested meanwhile ends the reload."""
+        self.reload.clear()
+        notify(f"RELOADING=1\nMONOTONIC_USEC={monotonic_usec()}\nSTATUS=reloading")
+        log.info("reloading the configuration from %s", self.config_path)
+        with Heartbeat():
+            successor = self._build_successor()
+            if self.stop.is_set():
+                if successor is not None:
+                    successor.discard()
+                return
+            if successor is None:
+                notify("READY=1\nSTATUS=watching " + ", ".join(self.daemon.workers))
+                return
+            self.daemon.hand_over(successor)
+            self.daemon = successor
+            logging.getLogger().setLevel(successor.config.log_level)
+            log.info("configuration reloaded from %s", self.config_path)
+            successor.start()
+
+    def _build_successor(self):
+        """The Daemon for the reloaded config, or None (logged) when it is refused."""
+        try:
+            config = check_config(self.config_path)
+            if self.stop.is_set():
+                return None
+            return self._daemon(config, predecessor=self.daemon)
+        except MaskdetError as exc:
+            log.error("reload refused, keeping the running configuration: %s", _one_line(exc))
+        except Exception:  # a bug in building must not take the door down either
+            log.exception("reload refused, keeping the running configuration")
+        return None
 
 
 def run_service(config_path, pin_factory=None):
-    """Load the config and run until SIGTERM; SIGHUP reloads (a bad new config is refused and the
-    running one kept). Returns the exit status."""
-    config = load_config(config_path)
-    logging.getLogger().setLevel(config.log_level)
-    current = [Daemon(config, pin_factory)]
-    signal.signal(signal.SIGTERM, lambda *_: current[0].stop_requested.set())
-    signal.signal(signal.SIGINT, lambda *_: current[0].stop_requested.set())
-    signal.signal(signal.SIGHUP, lambda *_: current[0].reload_requested.set())
+    """Run `maskdet run` until SIGTERM (or every file source has ended); SIGHUP reloads. Returns
+    the exit status; raises ConfigError (exit 78) for a bad config or a model it names that
+    cannot be built. The signal handlers in place before are restored at the end."""
+    service = Service(config_path, pin_factory)
+    previous = {sig: signal.signal(sig, handler) for sig, handler in service.signal_handlers().items()}
     try:
-        current[0].start()
-        while True:
-            daemon = current[0]
-            daemon.run()
-            if not daemon.reload_requested.is_set():
-                return 0
-            notify("RELOADING=1")
-            try:
-                new_config = load_config(config_path)
-            except ConfigError as exc:
-                log.error("reload refused, keeping the running configuration: %s", exc)
-                daemon.reload_requested.clear()
-                notify("READY=1")
-                continue
-            daemon.shutdown()
-            current[0] = Daemon(new_config, pin_factory)
-            current[0].start()
-            log.info("configuration reloaded from %s", config_path)
-    finally:  # also when the loop dies (e.g. a required Edge TPU is gone): lights off, offline
-        current[0].shutdown()
+        return service.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -11,11 +11,10 @@ import time
 import cv2
 import numpy as np
 
-from edge.errors import EndOfStream, SourceError
-from edge.inference.images import list_images
+from edge.errors import DataError, EndOfStream, SourceError
+from edge.inference.images import list_images, read_image
 
 log = logging.getLogger(__name__)
-
 
 
 class Pacer:
@@ -88,7 +87,10 @@ class OpenCVSource:
 
 
 class FolderSource:
-    """The images of a folder in name order, optionally looped and paced."""
+    """The images of a folder in name order, optionally looped and paced. An unreadable file is
+    skipped and named once per open; a whole pass over the folder without one decodable image is
+    a SourceError (the camera is reported down and reopened with back-off, which lists the folder
+    again), never a busy loop."""
 
     def __init__(self, path, fps=5.0, loop=False, realtime=True):
         self.path = path
@@ -96,6 +98,8 @@ class FolderSource:
         self.pacer = Pacer(fps, realtime)
         self._files = []
         self._index = 0
+        self._misses = 0  # unreadable files in a row
+        self._named = set()  # unreadable files already logged since the last open
 
     def open(self):
         """List the images; SourceError when there are none."""
@@ -104,10 +108,11 @@ class FolderSource:
         self._files = list_images(self.path)
         if not self._files:
             raise SourceError(f"image folder {self.path} holds no images")
-        self._index = 0
+        self._index, self._misses, self._named = 0, 0, set()
 
     def read(self):
-        """The next decodable image (unreadable files are logged and skipped)."""
+        """The next decodable image; EndOfStream after the last one (unless looped); SourceError
+        when a whole pass over the folder gave none."""
         while True:
             if self._index >= len(self._files):
                 if not self.loop:
@@ -115,11 +120,24 @@ class FolderSource:
                 self._index = 0
             path = self._files[self._index]
             self._index += 1
-            frame = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+            frame = self._decode(path)
             if frame is not None:
+                self._misses = 0
                 self.pacer.wait()
                 return frame
-            log.warning("skipping unreadable image %s", path)
+            self._misses += 1
+            if self._misses >= len(self._files):
+                raise SourceError(f"no readable image in {self.path} ({len(self._files)} files)")
+
+    def _decode(self, path):
+        """The image of one file, or None (named in the log once per open) when unreadable."""
+        try:
+            return read_image(path)
+        except DataError as exc:
+            if path not in self._named:
+                self._named.add(path)
+                log.warning("skipping an unreadable image: %s", exc)
+            return None
 
     def close(self):
         """Nothing to release."""

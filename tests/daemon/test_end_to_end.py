@@ -66,8 +66,18 @@ def events(messages):
     return [json.loads(p) for t, p, _ in messages if t.endswith("/event")]
 
 
-def states(messages):
-    return [json.loads(p) for t, p, _ in messages if t.endswith("/state")]
+def states(messages, final=True):
+    """The state payloads; final=False leaves out the last one published at shutdown."""
+    found = [json.loads(p) for t, p, _ in messages if t.endswith("/state")]
+    return found if final else [s for s in found if not (s["error"] or "").startswith("maskdet stopped")]
+
+
+def assert_final_state_then_offline(messages):
+    """At shutdown each camera's retained state becomes final (no alert, not watched, why),
+    and only then does the device go offline."""
+    assert messages[-1][0].endswith("/availability") and messages[-1][1] == "offline"
+    last = [json.loads(p) for t, p, _ in messages[:-1] if t.endswith("/state")][-1]
+    assert last["alert"] is False and last["camera_ok"] is False and "stopped" in last["error"], last
 
 
 def validate_all(messages):
@@ -85,6 +95,7 @@ def test_an_unmasked_person_gives_a_no_mask_event_the_red_light_and_the_buzzer(b
     kinds = [e["type"] for e in events(got)]
     assert "no_mask" in kinds and kinds.count("no_mask") <= 2, kinds
     assert any(s["alert"] for s in states(got))
+    assert_final_state_then_offline(got)
     assert any(s.state for s in factory.pin(RED).states)
     assert sum(1 for s in factory.pin(BUZZER).states if s.state) == 2  # one buzz of two beeps
     assert any(t.endswith("/stats") for t, _, _ in got)
@@ -111,7 +122,7 @@ def test_putting_a_mask_on_raises_the_alert_and_then_clears_it(broker, tmp_path,
     sub = Subscriber(broker, "maskdet/#")
     run_daemon(config_for(shared_path("data", "videos", "putting_on_mask.mp4"), broker, tmp_path), factory)
     got = sub.wait_for(lambda m: m and m[-1][1] == "offline")
-    alerts = [s["alert"] for s in states(got)]
+    alerts = [s["alert"] for s in states(got, final=False)]  # cleared while running, not at stop
     assert True in alerts and alerts[alerts.index(True):].count(False) >= 1, alerts
     kinds = [e["type"] for e in events(got)]
     assert kinds.index("no_mask") < len(kinds) - 1 - kinds[::-1].index("mask"), kinds
@@ -189,5 +200,5 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
     got = sub.wait_for(lambda m: m and m[-1][1] == "offline")
     assert any(s.state for s in factory.pin(RED).states + factory.pin(GREEN).states)  # it did run
     assert not any(factory.pin(p).state for p in (GREEN, RED, BUZZER))
-    assert got[-1][0].endswith("/availability")
+    assert_final_state_then_offline(got)
     sub.close()

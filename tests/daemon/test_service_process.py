@@ -82,6 +82,8 @@ def test_ready_watchdog_reload_and_sigterm(broker, tmp_path, notify_socket):
     assert got[-1][0] == "maskdet/pi-proc/availability"
     states = [json.loads(p) for t, p, _ in got if t.endswith("/state")]
     assert states and states[-1]["accelerator"] == "cpu"
+    assert states[-1]["alert"] is False and states[-1]["camera_ok"] is False  # final, before offline
+    assert [p for t, p, _ in got if t.endswith("/availability")] == ["online", "offline"]
     sub.close()
 
 

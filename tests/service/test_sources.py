@@ -24,11 +24,15 @@ def test_a_video_file_gives_its_frames_then_ends():
 
 
 def test_a_looped_video_starts_again():
+    """Frames keep coming past the end of the file (111 frames), and the first frame after the
+    end is the file's first frame again."""
     source = OpenCVSource(shared_path("data", "videos", "putting_on_mask.mp4"), loop=True, realtime=False)
     source.open()
-    for _ in range(130):
-        source.read()
+    frames = [source.read() for _ in range(2 * 111 + 8)]
     source.close()
+    assert len(frames) > 111 and all(f is not None and f.shape == (720, 1280, 3) for f in frames)
+    assert np.array_equal(frames[111], frames[0]) and np.array_equal(frames[222], frames[0])
+    assert not np.array_equal(frames[110], frames[0])
 
 
 def test_real_time_pacing_follows_fps():
@@ -50,6 +54,89 @@ def test_a_folder_skips_unreadable_images(tmp_path):
     assert source.read().max() == 0 and source.read().max() == 9
     with pytest.raises(EndOfStream):
         source.read()
+
+
+def garbage_folder(tmp_path, n=3):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"{i}.jpg").write_bytes(b"not a jpeg " * (i + 1))
+    return folder
+
+
+def test_a_looped_folder_without_a_readable_image_is_a_source_error(tmp_path, caplog):
+    """One pass over the folder, each unreadable file named once per open, then SourceError;
+    never a busy loop."""
+    folder = garbage_folder(tmp_path)
+    source = FolderSource(str(folder), loop=True, realtime=False)
+    for _ in range(2):  # each open names each file once, however often it is read
+        caplog.clear()
+        source.open()
+        for _ in range(3):
+            with pytest.raises(SourceError, match=f"no readable image in {folder} \\(3 files\\)"):
+                source.read()
+        named = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+        assert len(named) == 3 and all(str(folder) in m for m in named), named
+
+
+def test_a_looped_folder_with_some_unreadable_images_names_each_once(tmp_path, caplog):
+    folder = garbage_folder(tmp_path, n=2)
+    cv2.imwrite(str(folder / "9.png"), np.full((8, 8, 3), 7, np.uint8))
+    source = FolderSource(str(folder), loop=True, realtime=False)
+    source.open()
+    assert all(source.read().max() == 7 for _ in range(50))
+    assert sum("unreadable" in r.getMessage() for r in caplog.records) == 2
+
+
+class CountingSource:
+    """A source that counts its opens."""
+
+    def __init__(self, source):
+        self.source, self.opens = source, 0
+
+    def open(self):
+        self.opens += 1
+        self.source.open()
+
+    def read(self):
+        return self.source.read()
+
+    def close(self):
+        self.source.close()
+
+
+def wait_until(condition, timeout=10.0):
+    """Poll `condition` until true (True) or the timeout (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_folder_of_garbage_is_a_camera_error_with_backoff_until_an_image_comes(tmp_path, caplog):
+    """The camera worker reports the folder down and reopens it with back-off (a bounded number
+    of log lines, not thousands a second); an image added to the folder brings frames back."""
+    caplog.set_level("INFO")
+    folder = garbage_folder(tmp_path)
+    source = CountingSource(FolderSource(str(folder), fps=50, loop=True, realtime=True))
+    worker = CameraWorker("door", source)  # the daemon's back-off: 0.5 s, doubling
+    started = time.monotonic()
+    worker.start()
+    try:
+        assert wait_until(lambda: source.opens >= 3)  # opened at 0, 0.5 and 1.5 s
+        elapsed = time.monotonic() - started
+        assert worker.error and "no readable image" in worker.error and not worker.ok
+        assert worker.frames.get() is None and worker.last_frame_at is None
+        assert 1.4 <= elapsed < 3.0, elapsed
+        assert len(caplog.records) < 20, [r.getMessage() for r in caplog.records]
+        cv2.imwrite(str(folder / "9.png"), np.full((8, 8, 3), 5, np.uint8))
+        assert wait_until(lambda: worker.error is None and worker.last_frame_at is not None)
+        frame = worker.frames.get()
+        assert frame is not None and frame.image.max() == 5 and worker.ok
+    finally:
+        worker.stop()
 
 
 def test_missing_device_and_folder_are_source_errors(tmp_path):
