@@ -90,7 +90,7 @@ def run_daemon_bench(minutes, classifier_meta=None, threads=2):
             daemon.stop_requested.set()
             runner.join(30)
             elapsed = time.monotonic() - started
-            frames = {name: state.frames for name, state in daemon.states.items()}
+            frames = {name: view.frames for name, view in daemon.views.items()}
             dropped = {name: w.frames.dropped for name, w in daemon.workers.items()}
             daemon.shutdown(drain_timeout=10)
             time.sleep(1.0)

@@ -45,12 +45,14 @@ class PeopleInView:
         self.seen = 0  # people decided since start
         self.without_mask = 0  # of them, decided no_mask at least once
         self.in_view = 0
+        self.frames = 0  # frames observed since start
         self.last_unmasked_at: Optional[float] = None
         self._frame_times = []
 
     def observe(self, faces, now):
         """Fold one frame's faces in; returns the decisions it caused."""
         live, ended = self.tracker.update(faces, now)
+        self.frames += 1
         for track in ended:
             self.people.pop(track.track_id, None)
         decisions = []
