@@ -12,6 +12,7 @@ from edge.errors import DataError
 from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.classifier import MaskClassifier
 from edge.inference.detectors import DetectorSettings, create_detector
+from edge.inference.edgetpu_worker import EdgeTpuHosts
 from edge.paths import default_classifier
 from edge.settings import in_range, setting
 
@@ -68,10 +69,21 @@ class FrameResult:
 class FaceMaskPipeline:
     """Detector + classifier; faces smaller than `min_face_size` px are `unknown`, not guessed."""
 
-    def __init__(self, detector, classifier, min_face_size=32):
+    def __init__(self, detector, classifier, min_face_size=32, tpu_hosts=None):
         self.detector = detector
         self.classifier = classifier
         self.min_face_size = min_face_size
+        self.tpu_hosts = tpu_hosts  # the Edge TPU worker processes of these models (if any)
+
+    def close(self):
+        """Stop the Edge TPU worker processes of this pipeline (before a new pipeline wants the
+        device, and at shutdown); the models then run on the CPU. Safe to call twice."""
+        if self.tpu_hosts is not None:
+            self.tpu_hosts.close()
+
+    def accelerator_counters(self):
+        """{model file name: AcceleratedModel.counters()} of each model that wants the Edge TPU."""
+        return self.tpu_hosts.model_counters() if self.tpu_hosts is not None else {}
 
     def placements(self):
         """Where each model runs now and why: {"detector": Placement, "classifier": Placement}."""
@@ -104,8 +116,15 @@ class FaceMaskPipeline:
 def build_pipeline(detector=DetectorSettings(), classifier=ClassifierSettings(),
                    accelerator=AcceleratorSettings(), runtime=None):
     """The inference core the settings describe (models loaded, accelerator chosen). `runtime`
-    (a `Runtime`) picks the classifier's TFLite runtime; None: the first installed."""
-    face_detector = create_detector(detector, accelerator)
-    mask_classifier = MaskClassifier.open(classifier.model or default_classifier(), accelerator,
-                                          runtime)
-    return FaceMaskPipeline(face_detector, mask_classifier, classifier.min_face_size)
+    (a `Runtime`) picks the classifier's TFLite runtime; None: the first installed. Models on
+    the Edge TPU share one worker process per device, which the pipeline's `close` stops."""
+    tpu_hosts = EdgeTpuHosts()
+    try:
+        with tpu_hosts.shared():
+            face_detector = create_detector(detector, accelerator)
+            mask_classifier = MaskClassifier.open(classifier.model or default_classifier(),
+                                                  accelerator, runtime)
+    except BaseException:
+        tpu_hosts.close()
+        raise
+    return FaceMaskPipeline(face_detector, mask_classifier, classifier.min_face_size, tpu_hosts)

@@ -1,6 +1,6 @@
 """Edge TPU handling without an Edge TPU: the delegate cannot load here (no libedgetpu), so the
-compiled model falls back to its CPU twin; a device that fails mid-run is simulated by an
-interpreter class that wraps the real one (the only fake: the hardware is absent)."""
+compiled model (whose worker process finds no libedgetpu) falls back to its CPU twin. Failures
+of a libedgetpu that loads are in test_edgetpu_worker.py, against a stand-in built from C."""
 import logging
 import shutil
 
@@ -51,66 +51,25 @@ def test_a_missing_cpu_twin_is_reported(compiled_pair, tmp_path):
         AcceleratedModel(str(lone))
 
 
-class FailingTpuInterpreter:
-    """Stands in for an interpreter with the Edge TPU delegate: runs the CPU twin through the real
-    runtime, and raises as libedgetpu does once the device is unplugged."""
-
-    fail_after = 2
-
-    def __init__(self, model_path, experimental_delegates=None, num_threads=None):
-        self.on_tpu = bool(experimental_delegates)
-        self.real = find_runtime().interpreter_class(model_path=cpu_twin(model_path))
-        self.invokes = 0
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def invoke(self):
-        self.invokes += 1
-        if self.on_tpu and self.invokes > self.fail_after:
-            raise RuntimeError("Failed to invoke: Edge TPU USB transfer error")
-        self.real.invoke()
-
-
-def test_a_device_that_disappears_while_running_falls_back_to_the_cpu(compiled_pair, caplog):
-    runtime = Runtime("fake-tpu", FailingTpuInterpreter, None)
-    model = AcceleratedModel(compiled_pair, runtime=runtime,
-                             delegate_loader=lambda runtime, device: object())
-    assert model.accelerator == "edgetpu"
-    details = model.get_input_details()[0]
-    image = np.random.default_rng(0).integers(0, 255, details["shape"], dtype=np.uint8)
-    outputs = []
-    with caplog.at_level(logging.WARNING):
-        for _ in range(4):
-            model.set_tensor(details["index"], image)
-            model.invoke()
-            outputs.append(model.get_tensor(model.get_output_details()[0]["index"]).copy())
-    assert model.accelerator == "cpu"
-    assert "USB transfer error" in model.fallback_reason and "failed while running" in caplog.text
-    assert all(np.array_equal(o, outputs[0]) for o in outputs)  # no frame lost or changed
-
-
-def test_a_device_failure_with_require_accelerator_is_an_error(compiled_pair):
-    runtime = Runtime("fake-tpu", FailingTpuInterpreter, None)
-    model = AcceleratedModel(compiled_pair, AcceleratorSettings(require=True), runtime=runtime,
-                             delegate_loader=lambda runtime, device: object())
-    details = model.get_input_details()[0]
-    model.set_tensor(details["index"], np.zeros(details["shape"], np.uint8))
-    model.invoke()
-    model.invoke()
-    with pytest.raises(AcceleratorError, match="required"):
-        model.invoke()
+# A device that fails while running (crash, abort, hang, error) is in test_edgetpu_worker.py: the
+# Edge TPU runs in a worker process there, against a stand-in libedgetpu built from C.
 
 
 def test_the_delegate_is_asked_for_the_configured_device(monkeypatch):
+    import ctypes
+
     import edge.inference.accelerator as acc
 
     calls = []
-    monkeypatch.setattr(acc.ctypes, "CDLL", lambda name: name)
+    monkeypatch.delenv("MASKDET_EDGETPU_LIBRARY", raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: name)
     runtime = Runtime("recorder", None, lambda library, options: calls.append((library, options)) or "d")
     assert acc.load_edgetpu_delegate(runtime, "pci:0") == "d"
     acc.load_edgetpu_delegate(runtime)
-    assert calls == [("libedgetpu.so.1", {"device": "pci:0"}), ("libedgetpu.so.1", {})]
+    monkeypatch.setenv("MASKDET_EDGETPU_LIBRARY", "/opt/test/libedgetpu.so.1")
+    acc.load_edgetpu_delegate(runtime)
+    assert calls == [("libedgetpu.so.1", {"device": "pci:0"}), ("libedgetpu.so.1", {}),
+                     ("/opt/test/libedgetpu.so.1", {})]
 
 
 @pytest.mark.parametrize("name", ["ai_edge_litert", "tensorflow"])
