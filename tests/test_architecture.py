@@ -14,8 +14,8 @@ FORBIDDEN = {
     "edge.bench": ("edge.cli",),
 }
 CONVERT_MAY_IMPORT = ("edge.inference", "edge.errors", "edge.paths")
-# third-party modules that mean threads, network or GPIO: not in the inference core
-NOT_IN_INFERENCE = ("threading", "socket", "paho", "gpiozero", "picamera2", "sqlite3", "tensorflow")
+# modules that mean network, GPIO, storage or TensorFlow: not in the inference core
+NOT_IN_INFERENCE = ("socket", "paho", "gpiozero", "picamera2", "sqlite3", "tensorflow")
 
 
 def _modules():
@@ -77,6 +77,19 @@ def test_the_inference_core_has_no_threads_network_or_gpio():
     bad = [(m, n) for m, p in MODULES.items() if _under(m, "edge.inference")
            for n in _imports(m, p) if n.split(".")[0] in NOT_IN_INFERENCE]
     assert not bad, bad
+
+
+def test_the_inference_core_starts_no_thread():
+    """A lock is fine (the runtime guards its stderr capture); a thread of its own is not: the
+    core runs in its caller's thread (the Edge TPU worker is a process, supervised from it)."""
+    starts = []
+    for module, path in MODULES.items():
+        if _under(module, "edge.inference"):
+            tree = ast.parse(open(path, encoding="utf-8").read())
+            starts += [(module, node.lineno) for node in ast.walk(tree)
+                       if isinstance(node, (ast.Attribute, ast.Name))
+                       and getattr(node, "attr", getattr(node, "id", None)) in ("Thread", "Timer")]
+    assert not starts, starts
 
 
 def test_there_is_no_import_cycle():
