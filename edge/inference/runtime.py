@@ -68,8 +68,12 @@ def open_interpreter(model_path, runtime=None, num_threads=None, delegates=None)
     if not os.path.isfile(model_path):
         raise ModelError(f"model file {model_path} does not exist: run `maskdet models` to list "
                          "the models, or fix the path")
-    with open(model_path, "rb") as handle:
-        header = handle.read(8)
+    try:
+        with open(model_path, "rb") as handle:
+            header = handle.read(8)
+    except OSError as exc:
+        raise ModelError(f"model file {model_path} cannot be read ({exc.strerror or exc}): give "
+                         "the service user read access") from exc
     if header[4:8] != b"TFL3":
         raise ModelError(f"{model_path} is not a TFLite model (no TFL3 identifier in its header)")
     kwargs = {"model_path": model_path}

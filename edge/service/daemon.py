@@ -14,7 +14,14 @@ one is built; a config that is invalid or cannot be built is refused and the run
 The new Daemon takes over what the new config leaves unchanged (see `Handover`): the MQTT
 connection (no `offline` / `online` at a reload), the lights, each camera whose source is the
 same (no reopen, no gap), and each camera's people in view, so a person decided before the reload
-is not announced again.
+is not announced again; also the HTTP view (when its settings and token are unchanged), the
+cameras' mute / pause flags, the metrics and the health reader.
+
+Around the frame loop, never on its path: the HTTP view (`http_view`) gets each analysed frame
+through a latest-only slot and encodes in its own threads; snapshots (`snapshots`) are made,
+published and kept in a thread of their own; the health (`health`) is read in a thread of its
+own; commands (`commands`) arrive in paho's thread and only set flags. A fault in any of them is
+logged and the door's light goes on.
 """
 import contextlib
 import dataclasses
@@ -22,18 +29,25 @@ import logging
 import signal
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
+import edge
 from edge.config.checks import check_config
 from edge.errors import ConfigError, FetchError, MaskdetError, ModelError
 from edge.inference.pipeline import build_pipeline
 from edge.service import payloads
 from edge.service.camera import CameraWorker
-from edge.service.people import PeopleInView
+from edge.service.commands import CommandHandler, Controls
+from edge.service.health import HealthReader
+from edge.service.http_view import HttpView, read_token
+from edge.service.metrics import Family, Metrics, render
+from edge.service.people import AlertCleared, PeopleInView
 from edge.service.publisher import Publisher
+from edge.service.snapshots import Snapshots
 from edge.service.sources import create_source
 from edge.service.systemd_notify import Heartbeat, monotonic_usec, notify, watchdog_interval
 
@@ -46,6 +60,10 @@ OPEN_POLL_S = 0.05
 STOPPED = "maskdet stopped: this camera is not watched"
 REMOVED = "camera removed from the configuration"
 RECONNECTING = "maskdet reconnecting with new MQTT settings"
+HEALTH_EVERY_S = 10.0  # the health reader's period (at most; the stats period when shorter)
+STATE_KEYS = ("alert", "people", "without_mask", "camera_ok", "accelerator", "error", "paused",
+              "muted")  # a change of any of these publishes the state at once
+COUNTER_KEYS = {"fallbacks": int, "recoveries": int, "tpu_restarts": int, "cpu_seconds": float}
 
 
 def build_indicator(config, pin_factory=None):
@@ -73,18 +91,30 @@ class Handover:
     workers: dict = field(default_factory=dict)  # camera name -> running CameraWorker
     views: dict = field(default_factory=dict)  # camera name -> PeopleInView
     started_at: Optional[float] = None
+    http: Optional[HttpView] = None
+    controls: Optional[Controls] = None
+    metrics: Optional[Metrics] = None
+    health: Optional[HealthReader] = None
 
 
 def handover(predecessor, config):
     """What of `predecessor` a Daemon for `config` keeps: the publisher (and its connection) when
     the connection settings are unchanged, the indicator when the gpio section is, the camera
-    worker of each camera whose name and source are unchanged, and the people in view of each
-    camera whose name still exists."""
+    worker of each camera whose name and source are unchanged, the people in view of each
+    camera whose name still exists, the HTTP view when its settings, the privacy settings and
+    the token are unchanged, and always the mute / pause flags, the metrics and the health
+    reader."""
     if predecessor is None:
         return Handover()
     old = predecessor.config
     sources = {c.name: c.source for c in old.cameras}
+    http = predecessor.http
+    if http is not None and (old.http != config.http or old.privacy != config.privacy or
+                             http.token != _http_token(config)):
+        http = None
     return Handover(
+        http=http, controls=predecessor.controls, metrics=predecessor.metrics,
+        health=predecessor.health,
         publisher=predecessor.publisher
         if _connection_settings(old) == _connection_settings(config) else None,
         indicator=predecessor.indicator if old.gpio == config.gpio else None,
@@ -92,6 +122,46 @@ def handover(predecessor, config):
                  if sources.get(c.name) == c.source},
         views={c.name: predecessor.views[c.name] for c in config.cameras if c.name in sources},
         started_at=predecessor.started_at)
+
+
+def _http_token(config):
+    return read_token(config.http) if config.http.enabled else None
+
+
+def model_version(pipeline):
+    """The classifier as events name it: `<model file>@<first 12 hex digits of its sha256>`."""
+    meta = getattr(getattr(pipeline, "classifier", None), "meta", None)
+    if meta is None or not getattr(meta, "model_file", None):
+        return "unknown"
+    return f"{meta.model_file}@{(meta.sha256 or '')[:12]}".rstrip("@")
+
+
+def accelerator_counters(pipeline):
+    """The hook for the Edge TPU's counters: {model: {accelerator, fallbacks, recoveries,
+    cpu_seconds, tpu_restarts, worker_pid}} from `pipeline.accelerator_counters()` (each
+    `AcceleratedModel.counters()`), cleaned to the stats schema; {} when the pipeline has none
+    or reading them fails (logged at DEBUG: stats and /metrics go on without them)."""
+    read = getattr(pipeline, "accelerator_counters", None)
+    if read is None:
+        return {}
+    try:
+        raw = read() or {}
+    except Exception:
+        log.debug("the accelerator counters could not be read", exc_info=True)
+        return {}
+    out = {}
+    for model, counters in raw.items():
+        if not isinstance(counters, dict):
+            continue
+        clean = {k: kind(counters[k]) for k, kind in COUNTER_KEYS.items()
+                 if isinstance(counters.get(k), (int, float)) and not isinstance(counters[k], bool)
+                 and counters[k] >= 0}
+        if counters.get("accelerator") in ("edgetpu", "cpu"):
+            clean["accelerator"] = counters["accelerator"]
+        pid = counters.get("worker_pid")
+        clean["worker_pid"] = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+        out[str(model)] = clean
+    return out
 
 
 def use_settings(view, settings):
@@ -133,6 +203,24 @@ class Daemon:
         self._published_state = {}
         self._last_stats = time.monotonic()
         self._shut_down = False
+        self.controls = self._kept.controls or Controls()
+        self.metrics = self._kept.metrics or Metrics()
+        self.health = self._kept.health or HealthReader(
+            config.mqtt.outbox_path, min(HEALTH_EVERY_S, config.mqtt.stats_interval_s))
+        self.health.outbox_path = config.mqtt.outbox_path
+        self.http = None
+        if config.http.enabled:
+            self.http = self._kept.http or HttpView(config.http, config.privacy, _http_token(config))
+        self.snapshots = None
+        if config.snapshots.enabled:
+            self.snapshots = Snapshots(config.snapshots, config.privacy,
+                                       self.publisher.publish_snapshot, self.publisher.snapshot_topic)
+        self.commands = CommandHandler(self.publisher.base, list(self.workers), self.controls,
+                                       self.metrics)
+        self.model = model_version(self.pipeline)
+        self.frame_sizes = {}  # camera -> (width, height) of its last analysed frame
+        self.last_stats = None  # the last stats payload (for /api/stats)
+        self._silent_alert = False  # the red light is on for a muted alert only
 
     @property
     def keeps_connection(self):
@@ -143,10 +231,15 @@ class Daemon:
         """Connect to the broker and open the lights (unless taken over), open every camera at
         once and wait for them with one deadline, run one inference, then tell systemd READY.
         Returns early, without READY, when a stop is requested meanwhile."""
+        announce_snapshots = bool(self.snapshots and self.config.snapshots.publish)
+        self.publisher.model_version = self.model
+        self.publisher.set_command_handler(self.commands)
         if not self.keeps_connection:
+            self.publisher.snapshots_announced = announce_snapshots
             self.publisher.start()
-        elif self.publisher.cameras != list(self.workers):
-            self.publisher.set_cameras(list(self.workers))
+        elif (self.publisher.cameras != list(self.workers) or
+              self.publisher.snapshots_announced != announce_snapshots):
+            self.publisher.set_cameras(list(self.workers), announce_snapshots)
         if self.indicator is None:
             self.indicator = build_indicator(self.config, self.pin_factory)
         for view in self.views.values():
@@ -154,6 +247,7 @@ class Daemon:
         for worker in self.workers.values():
             if not worker.started:
                 worker.start()
+        self._start_around_the_loop()
         self._wait_for_cameras(READY_TIMEOUT_S)
         if self.stop_requested.is_set():
             return
@@ -161,6 +255,23 @@ class Daemon:
         notify("READY=1\nSTATUS=watching " + ", ".join(self.workers))
         log.info("maskdet ready: cameras %s, classifier on %s", ", ".join(self.workers),
                  self.pipeline.placements()["classifier"].accelerator)
+
+    def _start_around_the_loop(self):
+        """The health reader, snapshots and the HTTP view: each one's fault is logged and the
+        service goes on without it."""
+        for what, start in (("health reader", self.health.start),
+                            ("snapshots", self.snapshots and self.snapshots.start),
+                            ("HTTP view", self.http and self._start_http)):
+            if not start:
+                continue
+            try:
+                start()
+            except Exception:
+                log.exception("the %s could not be started; the detector goes on without it", what)
+
+    def _start_http(self):
+        self.http.set_cameras(list(self.workers))
+        self.http.start(self)
 
     def _wait_for_cameras(self, timeout):
         """Wait until every camera gave a frame (or ended), at most `timeout` s for all of them
@@ -205,9 +316,13 @@ class Daemon:
             view = self.views[name]
             if frame is None:
                 view.tick(time.time())
+            elif self.controls.paused(name):
+                busy = True
+                self.metrics.count_frame(name, analysed=False)
             else:
                 busy = True
                 self._process(frame, view)
+            self._publish_happenings(name, view)
             self._publish_state(name, view, worker)
         self._show_alert()
         self._maybe_publish_stats()
@@ -223,24 +338,72 @@ class Daemon:
             log.exception("camera %s frame %d could not be analysed", frame.camera, frame.number)
             return
         for stage, ms in result.timings_ms.items():
-            self.latencies[stage].append(ms)
+            self.latencies.setdefault(stage, []).append(ms)
+            self.metrics.observe_latency(stage, ms)
+        self.metrics.count_frame(frame.camera)
+        height, width = frame.image.shape[:2]
+        self.frame_sizes[frame.camera] = (width, height)
+        if self.http is not None:
+            self.http.offer(frame.camera, frame.number, frame.image, result.faces)
         for d in view.observe(result.faces, frame.captured_at):
-            event = payloads.event(d.kind, frame.camera, d.track_id, d.score, d.box,
-                                   self.config.device_id, now=frame.captured_at)
             log.info("camera %s: person %d %s (%.2f)", frame.camera, d.track_id, d.kind, d.score)
-            self.publisher.publish_event(frame.camera, event)
+            self._publish_decision(frame, d)
+
+    def _context(self, camera):
+        """The fields every event of `camera` carries (`payloads.event_context`)."""
+        return payloads.event_context(self.frame_sizes.get(camera, (1, 1)), self.model,
+                                      self.config.detector.type, edge.__version__)
+
+    def _publish_decision(self, frame, d):
+        """A decision's event, with its snapshot requested first (so the event names it)."""
+        event_id = uuid.uuid4().hex
+        context = self._context(frame.camera)
+        if self.snapshots is not None and self.snapshots.wants(d.kind):
+            context["snapshot"] = self.snapshots.request(event_id, frame.camera, frame.image,
+                                                         d.box, d.kind, d.score, frame.captured_at)
+        self._publish_event(frame.camera, payloads.event(
+            d.kind, frame.camera, d.track_id, d.score, d.box, self.config.device_id,
+            now=frame.captured_at, event_id=event_id, context=context))
+
+    def _publish_happenings(self, name, view):
+        """Departures and alert clearings of a camera as events."""
+        for happening in view.take_happenings():
+            if isinstance(happening, AlertCleared):
+                log.info("camera %s: alert cleared after %.1f s", name,
+                         happening.cleared_at - happening.started_at)
+                event = payloads.alert_cleared(name, happening, self.config.device_id,
+                                               self._context(name))
+            else:
+                event = payloads.person_left(name, happening, self.config.device_id,
+                                             self._context(name))
+            self._publish_event(name, event)
+
+    def _publish_event(self, camera, event):
+        self.publisher.publish_event(camera, event)
+        self.metrics.count_event(camera, event["type"])
+
+    def _state_payload(self, name):
+        """A camera's state now: paused cameras show no alert and nobody in view; the outbox's
+        problem, when there is one, is part of every camera's `error`."""
+        view, worker = self.views[name], self.workers[name]
+        placement = self.pipeline.placements()["classifier"]
+        paused = self.controls.paused(name)
+        problems = [p for p in (worker.error or placement.reason,
+                                getattr(self.publisher.outbox, "problem", None)) if p]
+        return payloads.state(
+            view.alert and not paused, view.seen, view.without_mask, 0 if paused else view.in_view,
+            0.0 if paused else view.fps, placement.accelerator, worker.ok,
+            "; ".join(problems) or None, paused=paused, muted=self.controls.muted(name))
 
     def _publish_state(self, name, view, worker):
-        placement = self.pipeline.placements()["classifier"]
-        key = (view.alert, view.seen, view.without_mask, worker.ok, placement)
+        payload = self._state_payload(name)
+        key = tuple(payload[k] for k in STATE_KEYS)
         last = self._published_state.get(name)
         now = time.monotonic()
         if last and last[0] == key and now - last[1] < STATE_EVERY_S:
             return
         self._published_state[name] = (key, now)
-        self.publisher.publish_state(name, payloads.state(
-            view.alert, view.seen, view.without_mask, view.in_view, view.fps,
-            placement.accelerator, worker.ok, worker.error or placement.reason))
+        self.publisher.publish_state(name, payload)
 
     def _publish_final_state(self, name, why):
         """A camera's last retained state: no alert, not watched, and why."""
@@ -248,13 +411,27 @@ class Daemon:
         try:
             accelerator = self.pipeline.placements()["classifier"].accelerator
             self.publisher.publish_state(name, payloads.state(
-                False, view.seen, view.without_mask, 0, 0.0, accelerator, False, why))
+                False, view.seen, view.without_mask, 0, 0.0, accelerator, False, why,
+                paused=self.controls.paused(name), muted=self.controls.muted(name)))
         except Exception:  # the lights and `offline` must still follow
             log.exception("camera %s: the final state could not be published", name)
 
     def _show_alert(self):
-        if self.indicator:
-            self.indicator.show(any(v.alert for v in self.views.values()))
+        """Red while a watched camera alerts, the buzzer only for a camera not muted. A muted
+        alert alone sets the lights directly (no buzz); `show` takes over again after it."""
+        if not self.indicator:
+            return
+        alerts = [name for name, v in self.views.items()
+                  if v.alert and not self.controls.paused(name)]
+        audible = any(not self.controls.muted(name) for name in alerts)
+        if alerts and not audible:
+            if not self._silent_alert:
+                self.indicator.set("green", False)
+                self.indicator.set("red", True)
+                self._silent_alert = True
+            return
+        self._silent_alert = False
+        self.indicator.show(audible)
 
     def _maybe_publish_stats(self):
         now = time.monotonic()
@@ -265,9 +442,124 @@ class Daemon:
                    for stage, v in self.latencies.items() if v}
         self.latencies = {stage: [] for stage in self.latencies}
         outbox = self.publisher.outbox_status()
-        self.publisher.publish_stats(payloads.stats(
+        extra = {"frames_analysed": self.metrics.frames_analysed(),
+                 "events": self.metrics.events_by_type(), "outbox": outbox,
+                 "accelerator": accelerator_counters(self.pipeline),
+                 "sw_version": edge.__version__, "model": self.model,
+                 "detector": self.config.detector.type}
+        if self.health.latest is not None:
+            extra["health"] = self.health.latest
+        if self.snapshots is not None:
+            extra["snapshots"] = self.snapshots.status()
+        self.last_stats = payloads.stats(
             latency, {n: w.frames.dropped for n, w in self.workers.items()}, outbox["depth"],
-            outbox["dropped"], time.time() - self.started_at))
+            outbox["dropped"], time.time() - self.started_at, **extra)
+        self.publisher.publish_stats(self.last_stats)
+
+    # -- what the HTTP view asks (from its own threads)
+
+    def http_states(self):
+        """{camera: its state now} (the MQTT state schema)."""
+        return {name: self._state_payload(name) for name in list(self.workers)}
+
+    def http_stats(self):
+        """The last stats payload, or None before the first."""
+        return self.last_stats
+
+    def snapshot_file(self, snapshot_id):
+        """The kept file of a snapshot, or None."""
+        return self.snapshots.file_of(snapshot_id) if self.snapshots is not None else None
+
+    def metrics_text(self):
+        """`/metrics`: the Prometheus text format."""
+        return render(self.metric_families())
+
+    def metric_families(self):
+        """The counters and histograms of the frame loop, and gauges read now from the parts."""
+        families = self.metrics.families()
+        dropped = Family("maskdet_frames_dropped_total", "counter",
+                         "frames the camera queue dropped because the detector was busy")
+        camera_up = Family("maskdet_camera_up", "gauge", "1 while the camera delivers frames")
+        alert = Family("maskdet_alert", "gauge", "1 during the camera's alert")
+        in_view = Family("maskdet_people_in_view", "gauge", "faces tracked now")
+        fps = Family("maskdet_fps", "gauge", "frames analysed per second (last 5 s)")
+        paused = Family("maskdet_paused", "gauge", "1 while detection is paused")
+        muted = Family("maskdet_muted", "gauge", "1 while the buzzer is muted")
+        for name, worker in list(self.workers.items()):
+            view = self.views[name]
+            dropped.add(worker.frames.dropped, camera=name)
+            camera_up.add(int(worker.ok), camera=name)
+            alert.add(int(view.alert and not self.controls.paused(name)), camera=name)
+            in_view.add(view.in_view, camera=name)
+            fps.add(round(view.fps, 3), camera=name)
+            paused.add(int(self.controls.paused(name)), camera=name)
+            muted.add(int(self.controls.muted(name)), camera=name)
+        families += [dropped, camera_up, alert, in_view, fps, paused, muted]
+        families += self._outbox_families() + self._accelerator_families()
+        families += self._health_families() + self._view_families()
+        families.append(Family("maskdet_info", "gauge", "the software and models").add(
+            1, version=edge.__version__, model=self.model, detector=self.config.detector.type))
+        families.append(Family("maskdet_uptime_seconds", "gauge", "since the service started")
+                        .add(round(time.time() - self.started_at, 1)))
+        return families
+
+    def _outbox_families(self):
+        outbox = self.publisher.outbox_status()
+        drops = Family("maskdet_outbox_dropped_total", "counter", "events the outbox dropped, by reason")
+        for reason, n in sorted(outbox["drops"].items()):
+            drops.add(n, reason=reason)
+        return [Family("maskdet_outbox_depth", "gauge", "events waiting for the broker").add(outbox["depth"]),
+                drops,
+                Family("maskdet_outbox_on_disk", "gauge", "1 while the outbox is on disk, 0 in memory")
+                .add(int(outbox["storage"] == "disk")),
+                Family("maskdet_mqtt_connected", "gauge", "1 while connected to the broker")
+                .add(int(self.publisher.connected.is_set()))]
+
+    def _accelerator_families(self):
+        on_tpu = Family("maskdet_model_on_edgetpu", "gauge", "1 while the model runs on the Edge TPU")
+        for part, placement in self.pipeline.placements().items():
+            on_tpu.add(int(placement.accelerator == "edgetpu"), model=part)
+        fallbacks = Family("maskdet_tpu_fallbacks_total", "counter", "times a model left the Edge TPU")
+        recoveries = Family("maskdet_tpu_recoveries_total", "counter", "times a model went back to it")
+        restarts = Family("maskdet_tpu_restarts_total", "counter", "Edge TPU worker processes restarted")
+        cpu = Family("maskdet_tpu_cpu_seconds_total", "counter",
+                     "seconds on the CPU twin while the Edge TPU was wanted")
+        for model, c in accelerator_counters(self.pipeline).items():
+            fallbacks.add(c.get("fallbacks"), model=model)
+            recoveries.add(c.get("recoveries"), model=model)
+            restarts.add(c.get("tpu_restarts"), model=model)
+            cpu.add(c.get("cpu_seconds"), model=model)
+        return [on_tpu, fallbacks, recoveries, restarts, cpu]
+
+    def _health_families(self):
+        health = self.health.latest or {}
+        throttled = health.get("throttled") or {}
+        flags = Family("maskdet_throttled", "gauge", "1 while the Raspberry Pi firmware reports this")
+        for flag in throttled.get("now", []):
+            flags.add(1, flag=flag)
+        load = health.get("load") or [None]
+        memory = health.get("memory") or {}
+        return [Family("maskdet_cpu_temperature_celsius", "gauge", "CPU temperature")
+                .add(health.get("cpu_temperature_c")),
+                flags,
+                Family("maskdet_load1", "gauge", "1-minute load average").add(load[0]),
+                Family("maskdet_memory_available_bytes", "gauge", "memory available").add(
+                    memory.get("available_mb") and memory["available_mb"] * 1e6),
+                Family("maskdet_outbox_disk_free_bytes", "gauge", "free space where the outbox is")
+                .add(health.get("disk_free_mb") and health["disk_free_mb"] * 1e6)]
+
+    def _view_families(self):
+        families = []
+        if self.http is not None:
+            families.append(Family("maskdet_http_viewers", "gauge", "live views open").add(self.http.viewers))
+        if self.snapshots is not None:
+            status = self.snapshots.status()
+            snaps = Family("maskdet_snapshots_total", "counter", "snapshots, by outcome")
+            for outcome in ("made", "published", "dropped", "failed"):
+                snaps.add(status[outcome], outcome=outcome)
+            families += [snaps, Family("maskdet_snapshots_kept", "gauge", "snapshot files kept")
+                         .add(status["kept"])]
+        return families
 
     def _healthy(self):
         """Frames flow, or each silent camera is known to be down (and being reopened)."""
@@ -286,6 +578,7 @@ class Daemon:
         while the connection is kept."""
         self._shut_down = True
         reconnect = self.publisher is not successor.publisher
+        self._stop_around_the_loop(keep_http=self.http is successor.http, keep_health=True)
         for name, worker in self.workers.items():
             if successor.workers.get(name) is not worker:
                 worker.stop()
@@ -305,8 +598,34 @@ class Daemon:
         """Drop a Daemon built for a reload that does not happen (a stop came): close what it
         opened itself; what it would have taken over stays with its predecessor."""
         self._shut_down = True
+        if self.http is not None and self.http is not self._kept.http:
+            self.http.stop()
+        self._close_pipeline()
         if not self.keeps_connection:
             self.publisher.close()
+
+    def _stop_around_the_loop(self, keep_http=False, keep_health=False):
+        """Stop the HTTP view (unless kept), make the queued snapshots and stop, stop the health
+        reader (unless kept); never raises."""
+        for what, stop in (("HTTP view", None if keep_http or self.http is None else self.http.stop),
+                           ("snapshots", self.snapshots and self.snapshots.stop),
+                           ("health reader", None if keep_health else self.health.stop)):
+            if not stop:
+                continue
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping the %s failed", what)
+
+    def _close_pipeline(self):
+        """Stop the pipeline's Edge TPU workers, if it has any (never raises)."""
+        close = getattr(self.pipeline, "close", None)
+        if close is None:
+            return
+        try:
+            close()
+        except Exception:
+            log.exception("closing the inference pipeline failed")
 
     def shutdown(self, drain_timeout=5.0):
         """The end of the service (once): STOPPING=1, cameras stopped, lights off, each camera's
@@ -320,10 +639,12 @@ class Daemon:
             worker.stop()
         if self.indicator:
             self.indicator.close()
+        self._stop_around_the_loop()
         for name in self.workers:
             self._publish_final_state(name, STOPPED)
         self.publisher.drain(drain_timeout)
         self.publisher.close()
+        self._close_pipeline()
 
 
 def _one_line(exc):

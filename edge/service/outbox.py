@@ -72,10 +72,6 @@ class _CorruptFile(sqlite3.DatabaseError):
     """The integrity check at open found damage."""
 
 
-def _clock():
-    return time.monotonic()
-
-
 def classify(exc):
     """The kind of storage fault behind an exception: CORRUPT, FULL, UNWRITABLE or OTHER."""
     if isinstance(exc, _CorruptFile):
@@ -145,7 +141,8 @@ class _Episode:
     """One run of the same trouble, so that it is logged once when it starts, at most once per
     SUMMARY_INTERVAL_S while it lasts, and once when it ends."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
         self.active = False
         self.total = 0  # occurrences in this episode
         self.recent = 0  # occurrences since the last line logged
@@ -153,7 +150,7 @@ class _Episode:
 
     def occur(self, n=1):
         """Count n occurrences; "start" or "summary" when a line is due now, else None."""
-        now = _clock()
+        now = self.clock()
         if not self.active:
             self.active, self.total, self.recent, self._logged_at = True, n, 0, now
             return "start"
@@ -181,7 +178,7 @@ class Outbox:
     """A bounded FIFO of (seq, topic, payload) in SQLite, safe to use from several threads; it
     never raises a storage error (see the module's docstring)."""
 
-    def __init__(self, path, max_events=10000):
+    def __init__(self, path, max_events=10000, clock=time.monotonic):
         self.path = str(path)
         self.max_events = max_events
         self._lock = threading.RLock()
@@ -191,7 +188,7 @@ class Outbox:
         self._depth_seen = 0  # the last depth read, reported while the store cannot be read
         self._acked = set()  # acknowledged, but the delete failed (disk full): hidden from pending
         self._drops = dict.fromkeys(DROP_KINDS, 0)
-        self._episodes = {kind: _Episode() for kind in DROP_KINDS}
+        self._episodes = {kind: _Episode(clock) for kind in DROP_KINDS}
         self._error = None  # the last unexpected error, for the `error` episode
         self._memory_cause = None  # why the outbox fell back to memory
         self._corrupt_kept = None  # where the last corrupt file was kept

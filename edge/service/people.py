@@ -1,5 +1,10 @@
 """What one camera knows between frames: the people in view (tracks, each with its decision),
-the counts of people seen and unmasked, and the camera's alert."""
+the counts of people seen and unmasked, and the camera's alert.
+
+Besides the decisions `observe` returns, a camera notes what a monitor needs to show durations:
+a decided person leaving (`Departure`) and the alert clearing (`AlertCleared`); the daemon takes
+them with `take_happenings` and publishes each as an event."""
+import collections
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -7,6 +12,7 @@ from edge.service.decision import TrackDecision, update_decision
 from edge.service.tracker import Tracker
 
 FPS_WINDOW_S = 5.0
+MAX_HAPPENINGS = 1000
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,27 @@ class Decision:
     box: tuple
 
 
+@dataclass(frozen=True)
+class Departure:
+    """A decided person left the view: their last decision, its score, their last box, and when
+    they were first and last seen (wall clock)."""
+
+    track_id: int
+    kind: str
+    score: float
+    box: tuple
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class AlertCleared:
+    """The camera's alert cleared: when it started and when it cleared (wall clock)."""
+
+    started_at: float
+    cleared_at: float
+
+
 @dataclass
 class Person:
     """One tracked person: the running decision and whether the counts include them yet."""
@@ -26,6 +53,7 @@ class Person:
     decision: TrackDecision = field(default_factory=TrackDecision)
     counted: bool = False
     counted_unmasked: bool = False
+    score: Optional[float] = None  # the score of the last decision, for the departure
 
     @property
     def unmasked(self):
@@ -47,14 +75,17 @@ class PeopleInView:
         self.in_view = 0
         self.frames = 0  # frames observed since start
         self.last_unmasked_at: Optional[float] = None
+        self.alert_started_at: Optional[float] = None
         self._frame_times = []
+        # Departure / AlertCleared not yet taken by the daemon (bounded: nobody may take them)
+        self._happenings = collections.deque(maxlen=MAX_HAPPENINGS)
 
     def observe(self, faces, now):
         """Fold one frame's faces in; returns the decisions it caused."""
         live, ended = self.tracker.update(faces, now)
         self.frames += 1
         for track in ended:
-            self.people.pop(track.track_id, None)
+            self._leave(track, self.people.pop(track.track_id, None))
         decisions = []
         for track in live:
             if track.face is None:
@@ -76,8 +107,21 @@ class PeopleInView:
             return None
         probability = person.decision.probability
         self._count(person, verdict)
-        return Decision(track.track_id, verdict,
-                        probability if verdict == "no_mask" else 1.0 - probability, track.box)
+        person.score = probability if verdict == "no_mask" else 1.0 - probability
+        return Decision(track.track_id, verdict, person.score, track.box)
+
+    def _leave(self, track, person):
+        """Note the departure of a decided person (an undecided face leaving is not news)."""
+        if person is not None and person.decision.decided:
+            self._happenings.append(Departure(track.track_id, person.decision.decided,
+                                              person.score, track.box, track.first_seen,
+                                              track.last_seen))
+
+    def take_happenings(self):
+        """The departures and alert clearings noted since the last call, oldest first."""
+        taken = list(self._happenings)
+        self._happenings.clear()
+        return taken
 
     def _count(self, person, verdict):
         if not person.counted:
@@ -90,6 +134,8 @@ class PeopleInView:
     def _update_alert(self, now):
         if any(p.unmasked for p in self.people.values()):
             self.last_unmasked_at = now
+            if not self.alert:
+                self.alert_started_at = now
             self.alert = True
         else:
             self.tick(now)
@@ -99,6 +145,9 @@ class PeopleInView:
         if self.alert and self.last_unmasked_at is not None and \
                 now - self.last_unmasked_at >= self.settings.alert_clear_s:
             self.alert = False
+            started = self.alert_started_at if self.alert_started_at is not None else now
+            self._happenings.append(AlertCleared(started, now))
+            self.alert_started_at = None
 
     @property
     def fps(self):

@@ -1,5 +1,6 @@
 """MQTT through paho-mqtt 2.x: availability with a will, events at least once through the outbox,
-retained per-camera state, periodic stats, Home Assistant discovery, reconnects with back-off.
+retained per-camera state and snapshots, periodic stats, Home Assistant discovery, the command
+topics `<prefix>/<device_id>/+/set`, reconnects with back-off.
 
 paho runs its network loop in its own thread; every callback here catches and logs its own
 exceptions so that a bug never stops that thread, and callbacks only post work to the sender
@@ -17,6 +18,7 @@ import threading
 import time
 
 from edge.errors import ConfigError
+from edge.service.discovery import discovery_messages
 from edge.service.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -116,20 +118,12 @@ def connect_failure(exc, tls=None):
     return "cannot reach the broker"
 
 
-def discovery_config(base, device_id, camera, discovery_prefix):
-    """(topic, payload) announcing a camera's alert as a Home Assistant binary_sensor."""
-    unique = f"maskdet_{device_id}_{camera}_alert".replace("-", "_")
-    payload = {
-        "name": f"{camera} no-mask alert", "unique_id": unique, "object_id": unique,
-        "state_topic": f"{base}/{camera}/state",
-        "value_template": "{{ 'ON' if value_json.alert else 'OFF' }}",
-        "device_class": "problem",
-        "availability_topic": f"{base}/availability",
-        "payload_available": "online", "payload_not_available": "offline",
-        "device": {"identifiers": [f"maskdet_{device_id}"], "name": f"maskdet {device_id}",
-                   "manufacturer": "maskdet", "model": "face-mask detector"},
-    }
-    return f"{discovery_prefix}/binary_sensor/{unique}/config", payload
+def discovery_config(base, device_id, cameras, discovery_prefix, snapshots=False,
+                     model_version=None, removed=()):
+    """[(topic, payload or None)]: Home Assistant discovery of the device and each camera's
+    entities (`edge.service.discovery`); None removes an entity."""
+    return discovery_messages(base, device_id, cameras, discovery_prefix, snapshots,
+                              model_version, removed)
 
 
 class Publisher:
@@ -142,8 +136,13 @@ class Publisher:
         self.cameras = list(cameras)
         self.base = f"{mqtt_config.prefix}/{device_id}"
         self.connected = threading.Event()
-        self._lock = threading.Lock()  # guards _states only
+        self._lock = threading.Lock()  # guards _states and _snapshots only
         self._states = {}
+        self._snapshots = {}  # camera -> the last snapshot's JPEG (re-sent after a reconnect)
+        self.on_command = None  # callable(topic, payload bytes, retained) for <base>/+/set
+        self.snapshots_announced = False  # Home Assistant: announce the image entities
+        self.model_version = None  # Home Assistant: the device's model_id
+        self._removed = []  # cameras whose HA entities are to be removed
         self._in_flight = {}  # paho mid -> outbox seq; the sender thread's alone
         self._work = queue.Queue()
         self._stop = threading.Event()
@@ -172,6 +171,7 @@ class Publisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     def start(self):
@@ -190,11 +190,15 @@ class Publisher:
         self._last_failure = None
         try:
             client.publish(f"{self.base}/availability", "online", qos=1, retain=True)
-            self._announce(client)
+            if self.on_command is not None:
+                client.subscribe(self.command_topic, qos=1)
             with self._lock:
-                states = dict(self._states)
+                states, snapshots = dict(self._states), dict(self._snapshots)
             for camera, payload in states.items():
                 client.publish(f"{self.base}/{camera}/state", json.dumps(payload), qos=1, retain=True)
+            for camera, jpeg in snapshots.items():
+                client.publish(self.snapshot_topic(camera), jpeg, qos=1, retain=True)
+            self._announce(client)
         finally:  # whatever failed above, events must flow
             self.connected.set()
             self._work.put(("connected", None))
@@ -202,10 +206,33 @@ class Publisher:
     def _announce(self, client):
         if not self.config.home_assistant.enabled:
             return
-        for camera in self.cameras:
-            topic, payload = discovery_config(self.base, self.device_id, camera,
-                                              self.config.home_assistant.discovery_prefix)
-            client.publish(topic, json.dumps(payload), qos=1, retain=True)
+        messages = discovery_config(self.base, self.device_id, self.cameras,
+                                    self.config.home_assistant.discovery_prefix,
+                                    self.snapshots_announced, self.model_version, self._removed)
+        for topic, payload in messages:
+            client.publish(topic, "" if payload is None else json.dumps(payload), qos=1, retain=True)
+
+    @property
+    def command_topic(self):
+        """The topic filter of the command topics: `<prefix>/<device_id>/+/set`."""
+        return f"{self.base}/+/set"
+
+    def snapshot_topic(self, camera):
+        """Where a camera's last snapshot is published, retained."""
+        return f"{self.base}/{camera}/snapshot"
+
+    def set_command_handler(self, handler):
+        """Receive the command topics: `handler(topic, payload, retained)` runs in paho's thread
+        for each message (it must not block nor raise; the publisher logs what it raises)."""
+        self.on_command = handler
+        if handler is not None and self.connected.is_set():
+            self.client.subscribe(self.command_topic, qos=1)
+
+    @guarded
+    def _on_message(self, client, userdata, message):
+        handler = self.on_command
+        if handler is not None:
+            handler(message.topic, message.payload, bool(message.retain))
 
     @guarded
     def _on_connect_fail(self, client, userdata):
@@ -278,6 +305,7 @@ class Publisher:
     def outbox_status(self):
         """What stats report of the outbox: events waiting and dropped, where it is kept."""
         return {"depth": self.outbox.depth, "dropped": self.outbox.dropped,
+                "drops": dict(getattr(self.outbox, "drops", {}) or {}),
                 "storage": getattr(self.outbox, "storage", "disk"),
                 "problem": getattr(self.outbox, "problem", None)}
 
@@ -294,15 +322,26 @@ class Publisher:
         if self.connected.is_set():
             self.client.publish(f"{self.base}/{camera}/state", json.dumps(payload), qos=1, retain=True)
 
+    def publish_snapshot(self, camera, jpeg):
+        """A camera's last snapshot (JPEG bytes), retained (also re-sent after each reconnect)."""
+        with self._lock:
+            self._snapshots[camera] = jpeg
+        if self.connected.is_set():
+            self.client.publish(self.snapshot_topic(camera), jpeg, qos=1, retain=True)
+
     def publish_stats(self, payload):
         """Periodic statistics, QoS 0."""
         if self.connected.is_set():
             self.client.publish(f"{self.base}/stats", json.dumps(payload), qos=0)
 
-    def set_cameras(self, cameras):
-        """A reload changed the cameras while the connection stays: announce them now (Home
-        Assistant discovery, when enabled) and after each reconnect."""
+    def set_cameras(self, cameras, snapshots=None):
+        """A reload changed the cameras (or whether snapshots are published) while the connection
+        stays: announce them now (Home Assistant discovery, when enabled) and after each
+        reconnect; the entities of cameras no longer here are removed."""
+        self._removed = [c for c in self.cameras if c not in cameras]
         self.cameras = list(cameras)
+        if snapshots is not None:
+            self.snapshots_announced = snapshots
         if self.connected.is_set():
             self._announce(self.client)
 

@@ -4,6 +4,7 @@ OpenCV (a V4L2 device, an RTSP / HTTP URL, a video file, optionally looped and p
 time), a folder of images, and picamera2 (imported only when used). A source raises
 `SourceError` when it cannot deliver; the camera worker reopens it with back-off.
 """
+import contextlib
 import logging
 import os
 import time
@@ -105,7 +106,11 @@ class FolderSource:
         """List the images; SourceError when there are none."""
         if not os.path.isdir(self.path):
             raise SourceError(f"image folder {self.path} does not exist")
-        self._files = list_images(self.path)
+        try:
+            self._files = list_images(self.path)
+        except OSError as exc:
+            raise SourceError(f"image folder {self.path} cannot be listed ({exc.strerror or exc}): "
+                              "give the service user read access") from exc
         if not self._files:
             raise SourceError(f"image folder {self.path} holds no images")
         self._index, self._misses, self._named = 0, 0, set()
@@ -198,7 +203,8 @@ class Picamera2Source:
         """Stop and close the camera."""
         if self._camera is not None:
             try:
-                self._camera.stop()
+                with contextlib.suppress(Exception):  # a dead camera may refuse to stop
+                    self._camera.stop()
                 self._camera.close()
             finally:
                 self._camera = None

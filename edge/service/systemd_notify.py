@@ -34,9 +34,9 @@ def notify(message, environ=os.environ):
 
 def watchdog_interval(environ=os.environ):
     """Seconds between watchdog pings (half of WatchdogSec), or None without a watchdog."""
-    usec = environ.get("WATCHDOG_USEC")
-    if not usec or (environ.get("WATCHDOG_PID") and int(environ["WATCHDOG_PID"]) != os.getpid()):
-        return None
+    usec, pid = environ.get("WATCHDOG_USEC", ""), environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and (not pid.isdigit() or int(pid) != os.getpid())):
+        return None  # no watchdog, another process's, or a value systemd would never set
     return int(usec) / 2e6
 
 

@@ -13,7 +13,7 @@ import pytest
 from edge.config import Config, load_config
 from edge.config.loader import load_yaml
 from edge.errors import ConfigError
-from edge.settings import finite, in_range, setting
+from edge.settings import in_range, setting
 from tests.config.helpers import assert_one_line_error, write_config
 
 
@@ -112,7 +112,6 @@ def test_the_field_checks_refuse_non_finite_numbers():
     assert in_range(0, 1)(math.nan) and in_range(0, 1)(math.inf)
     assert in_range(low=0)(math.nan) == "must be a finite number at least 0"
     assert in_range(0, 1)(0.5) is None
-    assert finite(math.nan) and finite(-math.inf) and finite(1.5) is None and finite(3) is None
 
 
 # -- 9. device_id and the topic prefixes -------------------------------------------------------

@@ -123,8 +123,10 @@ def availability(messages):
     return [p for t, p, _ in messages if t.endswith("/availability")]
 
 
-def events(messages):
-    return [json.loads(p) for t, p, _ in messages if t.endswith("/event")]
+def events(messages, types=("no_mask", "mask")):
+    """The decision events (person_left and alert_cleared left out unless `types` asks)."""
+    found = [json.loads(p) for t, p, _ in messages if t.endswith("/event")]
+    return [e for e in found if e["type"] in types]
 
 
 def last_states(messages, before):

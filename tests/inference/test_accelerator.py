@@ -13,6 +13,14 @@ from edge.inference.runtime import Runtime, find_runtime
 from tests.conftest import shared_path
 
 
+@pytest.fixture(autouse=True)
+def no_libedgetpu(monkeypatch, tmp_path):
+    """These tests are about a machine without libedgetpu, whatever this one has installed."""
+    monkeypatch.setenv("MASKDET_EDGETPU_LIBRARY", str(tmp_path / "no" / "libedgetpu.so.1"))
+    for name in ("MASKDET_STAND_IN", "MASKDET_STAND_IN_FAULT", "MASKDET_STAND_IN_FAULT_AFTER"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def compiled_pair():
     return shared_path("models", "coral_pair", "mask_detector_quant_v2_edgetpu.tflite")

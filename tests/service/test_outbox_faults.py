@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-import edge.service.outbox as outbox_module
 from edge.errors import ConfigError
 from edge.service.outbox import Outbox, check_outbox_path
 
@@ -268,13 +267,12 @@ def test_storage_that_keeps_corrupting_files_sends_the_outbox_to_memory(tmp_path
 
 # -- a full disk ---------------------------------------------------------------------------------
 
-def test_a_full_disk_drops_new_events_counts_them_and_recovers(tmpfs, caplog, monkeypatch):
+def test_a_full_disk_drops_new_events_counts_them_and_recovers(tmpfs, caplog):
     now = [1000.0]
-    monkeypatch.setattr(outbox_module, "_clock", lambda: now[0])
     caplog.set_level(logging.INFO, logger=LOGGER)
     disk = tmpfs("disk", size="256k")
     path = str(disk / "outbox.db")
-    box = Outbox(path)
+    box = Outbox(path, clock=lambda: now[0])
     stored = [put(box, i) for i in range(3)]
     filler = fill(disk)
 
@@ -338,12 +336,10 @@ def test_a_filesystem_turning_read_only_moves_the_outbox_to_memory_with_its_even
 
 # -- the bound, and errors of any other kind -----------------------------------------------------
 
-def test_a_full_outbox_is_logged_once_then_summarised_then_when_it_ends(tmp_path, caplog,
-                                                                        monkeypatch):
+def test_a_full_outbox_is_logged_once_then_summarised_then_when_it_ends(tmp_path, caplog):
     now = [1000.0]
-    monkeypatch.setattr(outbox_module, "_clock", lambda: now[0])
     caplog.set_level(logging.INFO, logger=LOGGER)
-    box = Outbox(tmp_path / "outbox.db", max_events=10)
+    box = Outbox(tmp_path / "outbox.db", max_events=10, clock=lambda: now[0])
     for i in range(50):
         put(box, i)
     assert len(records(caplog, logging.WARNING)) == 1
