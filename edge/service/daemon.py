@@ -63,6 +63,7 @@ RECONNECTING = "maskdet reconnecting with new MQTT settings"
 HEALTH_EVERY_S = 10.0  # the health reader's period (at most; the stats period when shorter)
 STATE_KEYS = ("alert", "people", "without_mask", "camera_ok", "accelerator", "error", "paused",
               "muted")  # a change of any of these publishes the state at once
+OUTBOX_PROBLEM_EVERY_S = 1.0  # the outbox's problem (behind its lock) is read at most this often
 COUNTER_KEYS = {"fallbacks": int, "recoveries": int, "tpu_restarts": int, "cpu_seconds": float}
 
 
@@ -221,6 +222,7 @@ class Daemon:
         self.frame_sizes = {}  # camera -> (width, height) of its last analysed frame
         self.last_stats = None  # the last stats payload (for /api/stats)
         self._silent_alert = False  # the red light is on for a muted alert only
+        self._outbox_problem = (None, -OUTBOX_PROBLEM_EVERY_S)  # (problem, when read)
 
     @property
     def keeps_connection(self):
@@ -388,12 +390,21 @@ class Daemon:
         view, worker = self.views[name], self.workers[name]
         placement = self.pipeline.placements()["classifier"]
         paused = self.controls.paused(name)
-        problems = [p for p in (worker.error or placement.reason,
-                                getattr(self.publisher.outbox, "problem", None)) if p]
+        problems = [p for p in (worker.error or placement.reason, self._outbox_trouble()) if p]
         return payloads.state(
             view.alert and not paused, view.seen, view.without_mask, 0 if paused else view.in_view,
             0.0 if paused else view.fps, placement.accelerator, worker.ok,
             "; ".join(problems) or None, paused=paused, muted=self.controls.muted(name))
+
+    def _outbox_trouble(self):
+        """The outbox's problem sentence, read at most once a second (it takes the outbox's
+        lock, which its sender thread holds while it writes)."""
+        problem, read_at = self._outbox_problem
+        now = time.monotonic()
+        if now - read_at >= OUTBOX_PROBLEM_EVERY_S:
+            problem = getattr(self.publisher.outbox, "problem", None)
+            self._outbox_problem = (problem, now)
+        return problem
 
     def _publish_state(self, name, view, worker):
         payload = self._state_payload(name)
