@@ -87,7 +87,8 @@ class TpuFailure(AcceleratorError):
 
     `kind`: missing (libedgetpu cannot be opened: not retried), unavailable (the delegate or the
     worker cannot start), model (this model cannot run on the Edge TPU; the worker goes on),
-    crash, abort, killed, exit, hang, error (an error reply to an inference)."""
+    crash, abort, killed, exit, hang, error (an error reply to an inference), released (handed
+    to another process for a while: a reload)."""
 
     def __init__(self, message, kind):
         super().__init__(message)
@@ -665,6 +666,20 @@ class EdgeTpuHost:
                 "worker_pid": self._worker.pid if self._worker and self.state != "down" else None,
                 "cause": self.cause}
 
+    def release(self, reason, retry_in_s):
+        """Let another process have the device for a while (a reload builds its models while
+        these still run): the worker exits, the models go on on the CPU, and the device is tried
+        again in `retry_in_s` seconds as after a failure."""
+        if self.state in ("closed", "idle"):
+            return
+        if self._worker is not None:
+            self._worker.close()
+        self._live.clear()
+        self.state, self.cause, self._up_since = "down", reason, None
+        self._last_failure = TpuFailure(reason, "released")
+        self.next_retry = self.clock() + retry_in_s
+        log.info("Edge TPU%s released: %s; tried again in %.0f s", self._where(), reason, retry_in_s)
+
     def close(self):
         """Stop the worker; the host serves nothing after this."""
         self._finalizer()
@@ -708,6 +723,11 @@ class EdgeTpuHosts:
             yield self
         finally:
             _SHARED.reset(token)
+
+    def release(self, reason, retry_in_s=30.0):
+        """Every host lets go of its device for a while (see EdgeTpuHost.release)."""
+        for host in self._hosts.values():
+            host.release(reason, retry_in_s)
 
     def close(self):
         """Stop every worker."""

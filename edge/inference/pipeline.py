@@ -81,6 +81,12 @@ class FaceMaskPipeline:
         if self.tpu_hosts is not None:
             self.tpu_hosts.close()
 
+    def release_edgetpu(self, reason):
+        """Let a new pipeline open the Edge TPU (a reload): these models go on on the CPU and try
+        the device again later, which matters only if the new pipeline is not taken."""
+        if self.tpu_hosts is not None:
+            self.tpu_hosts.release(reason)
+
     def accelerator_counters(self):
         """{model file name: AcceleratedModel.counters()} of each model that wants the Edge TPU."""
         return self.tpu_hosts.model_counters() if self.tpu_hosts is not None else {}

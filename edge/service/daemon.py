@@ -771,6 +771,9 @@ class Service:
             config = check_config(self.config_path)
             if self.stop.is_set():
                 return None
+            # One process at a time can hold a USB Coral: the running models step back to the
+            # CPU while the new ones open it (and try it again later if the reload fails).
+            self.daemon.pipeline.release_edgetpu("released for a reload")
             return self._daemon(config, predecessor=self.daemon)
         except MaskdetError as exc:
             log.error("reload refused, keeping the running configuration: %s", _one_line(exc))

@@ -407,3 +407,25 @@ def test_a_missing_libedgetpu_is_not_retried(stand_in, pair, tmp_path, request, 
     clock.now += 10 * 365 * 86400.0
     run_once(model, random_image(model))
     assert hosts.host(None, find_runtime().name).starts == 1
+
+
+def test_a_released_device_lets_another_worker_in_and_comes_back_later(stand_in, pair, request):
+    """A reload: the running models release the Edge TPU (their worker exits, they answer from
+    the CPU), a second host opens it, and once that one is gone the first returns on retry."""
+    clock = FakeClock()
+    hosts = hosts_for(request, **dict(QUICK, clock=clock))
+    model = AcceleratedModel(pair, hosts=hosts)
+    image = random_image(model)
+    expected = cpu_outputs(pair, image)
+    old_pid = model.counters()["worker_pid"]
+    hosts.release("released for a reload", retry_in_s=30.0)
+    assert model.accelerator == "cpu" and "released for a reload" in model.fallback_reason
+    assert same(run_once(model, image), expected)
+    successor = hosts_for(request, **QUICK)
+    other = AcceleratedModel(pair, hosts=successor)
+    assert other.accelerator == "edgetpu" and other.counters()["worker_pid"] != old_pid
+    successor.close()  # the reload was refused: the new models are dropped
+    clock.now += 31.0
+    wait_until(lambda: model.accelerator == "edgetpu", 30, "back on the Edge TPU",
+               step=lambda: run_once(model, image))
+    assert same(run_once(model, image), expected)
