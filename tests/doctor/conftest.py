@@ -1,0 +1,33 @@
+"""Fixtures of the doctor's tests: the stand-in libedgetpu (tests/inference/edgetpu_stand_in.py),
+configs written to files, and a copy of the shipped classifier that a test may give an Edge TPU
+build."""
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.inference.edgetpu_stand_in import stand_in, stand_in_library  # noqa: F401  (fixtures)
+
+MODELS = os.path.join(REPO_ROOT, "models")
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write_config(text) -> the path of a config file holding `text` (YAML)."""
+    def write(text, name="config.yaml"):
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def classifier_copy(tmp_path):
+    """A copy of the shipped classifier (metadata and int8 model) in its own folder: (metadata
+    path, model path)."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("mask_classifier.json", "mask_classifier_int8.tflite"):
+        shutil.copy(os.path.join(MODELS, name), folder / name)
+    return str(folder / "mask_classifier.json"), str(folder / "mask_classifier_int8.tflite")
