@@ -14,12 +14,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Frame:
-    """A captured frame: which camera, the BGR pixels, when (wall clock), its number."""
+    """A captured frame: which camera, the BGR pixels, when (wall clock, for the events it
+    causes), its number, and when on the monotonic clock (for durations: the alert delay, fps;
+    a Pi without a real-time clock has its wall clock set by NTP after boot)."""
 
     camera: str
     image: object
     captured_at: float
     number: int
+    seen_at: float = 0.0
 
 
 class LatestFrames:
@@ -47,12 +50,14 @@ class CameraWorker:
     """Reads one source in its own thread; `error` says why it is down, `finished` that a file
     or folder has ended."""
 
-    def __init__(self, name, source, queue_size=2, backoff=(0.5, 30.0), clock=time.time):
+    def __init__(self, name, source, queue_size=2, backoff=(0.5, 30.0), clock=time.time,
+                 monotonic=time.monotonic):
         self.name = name
         self.source = source
         self.frames = LatestFrames(queue_size)
         self.backoff_min, self.backoff_max = backoff
         self.clock = clock
+        self.monotonic = monotonic
         self.error = None
         self.finished = False
         self.last_frame_at = None
@@ -98,8 +103,8 @@ class CameraWorker:
                 while not self._stop.is_set():
                     image = self.source.read()
                     number += 1
-                    self.last_frame_at = self.clock()
-                    self.frames.put(Frame(self.name, image, self.last_frame_at, number))
+                    self.last_frame_at = self.monotonic()
+                    self.frames.put(Frame(self.name, image, self.clock(), number, self.last_frame_at))
                     if self.error:
                         log.warning("camera %s delivers again", self.name)
                     self.error, delay = None, self.backoff_min

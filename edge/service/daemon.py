@@ -67,6 +67,15 @@ OUTBOX_PROBLEM_EVERY_S = 1.0  # the outbox's problem (behind its lock) is read a
 COUNTER_KEYS = {"fallbacks": int, "recoveries": int, "tpu_restarts": int, "cpu_seconds": float}
 
 
+def on_the_wall_clock(happening):
+    """A departure or an alert clearing with its monotonic times turned into wall-clock times
+    (the people state times durations on the monotonic clock; events carry wall-clock times)."""
+    offset = time.time() - time.monotonic()
+    times = {f.name: getattr(happening, f.name) + offset for f in dataclasses.fields(happening)
+             if f.name.endswith(("_at", "_seen"))}
+    return dataclasses.replace(happening, **times)
+
+
 def build_indicator(config, pin_factory=None):
     """The GPIO indicator, or None when no pin is configured."""
     gpio = config.gpio
@@ -317,7 +326,7 @@ class Daemon:
             frame = worker.frames.get()
             view = self.views[name]
             if frame is None:
-                view.tick(time.time())
+                view.tick(time.monotonic())
             elif self.controls.paused(name):
                 busy = True
                 self.metrics.count_frame(name, analysed=False)
@@ -347,7 +356,7 @@ class Daemon:
         self.frame_sizes[frame.camera] = (width, height)
         if self.http is not None:
             self.http.offer(frame.camera, frame.number, frame.image, result.faces)
-        for d in view.observe(result.faces, frame.captured_at):
+        for d in view.observe(result.faces, frame.seen_at):
             log.info("camera %s: person %d %s (%.2f)", frame.camera, d.track_id, d.kind, d.score)
             self._publish_decision(frame, d)
 
@@ -369,7 +378,7 @@ class Daemon:
 
     def _publish_happenings(self, name, view):
         """Departures and alert clearings of a camera as events."""
-        for happening in view.take_happenings():
+        for happening in map(on_the_wall_clock, view.take_happenings()):
             if isinstance(happening, AlertCleared):
                 log.info("camera %s: alert cleared after %.1f s", name,
                          happening.cleared_at - happening.started_at)
@@ -574,7 +583,7 @@ class Daemon:
 
     def _healthy(self):
         """Frames flow, or each silent camera is known to be down (and being reopened)."""
-        now = time.time()
+        now = time.monotonic()
         for worker in self.workers.values():
             if worker.finished or worker.error:
                 continue

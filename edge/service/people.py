@@ -28,7 +28,7 @@ class Decision:
 @dataclass(frozen=True)
 class Departure:
     """A decided person left the view: their last decision, its score, their last box, and when
-    they were first and last seen (wall clock)."""
+    they were first and last seen (the clock `observe` was given: the daemon's is monotonic)."""
 
     track_id: int
     kind: str
@@ -40,7 +40,7 @@ class Departure:
 
 @dataclass(frozen=True)
 class AlertCleared:
-    """The camera's alert cleared: when it started and when it cleared (wall clock)."""
+    """The camera's alert cleared: when it started and when it cleared (as Departure's times)."""
 
     started_at: float
     cleared_at: float

@@ -95,3 +95,17 @@ def test_fps_over_the_last_seconds(frames, expected):
     view = PeopleInView("door", SETTINGS)
     feed(view, [[]] * frames)
     assert view.fps == pytest.approx(expected)
+
+
+def test_the_alert_delay_runs_on_the_monotonic_clock_and_events_get_wall_times():
+    """The daemon feeds PeopleInView monotonic times (a Pi's wall clock jumps at NTP sync);
+    a departure's times are turned into wall-clock times only for its event."""
+    import time
+
+    from edge.service.daemon import on_the_wall_clock
+    from edge.service.people import AlertCleared
+
+    now = time.monotonic()
+    wall = on_the_wall_clock(AlertCleared(now - 10.0, now))
+    assert wall.cleared_at == pytest.approx(time.time(), abs=1.0)
+    assert wall.cleared_at - wall.started_at == pytest.approx(10.0)
