@@ -16,8 +16,7 @@ from typing import Optional
 import numpy as np
 
 from edge.errors import AcceleratorError, ModelError
-from edge.inference.edgetpu_worker import (  # noqa: F401  (EDGETPU_LIBRARY, load_edgetpu_delegate: re-exported)
-    CHECKLIST, EDGETPU_LIBRARY, EdgeTpuHosts, TpuFailure, load_edgetpu_delegate, shared_hosts)
+from edge.inference.edgetpu_worker import CHECKLIST, EdgeTpuHosts, TpuFailure, shared_hosts
 from edge.inference.runtime import find_runtime, open_interpreter
 from edge.settings import in_range, one_of, setting
 

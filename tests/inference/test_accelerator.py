@@ -9,7 +9,7 @@ import pytest
 
 from edge.inference.accelerator import AcceleratedModel, AcceleratorSettings, cpu_twin, edgetpu_twin
 from edge.errors import AcceleratorError
-from edge.inference.runtime import Runtime, find_runtime
+from edge.inference.runtime import find_runtime
 from tests.conftest import shared_path
 
 
@@ -61,23 +61,6 @@ def test_a_missing_cpu_twin_is_reported(compiled_pair, tmp_path):
 
 # A device that fails while running (crash, abort, hang, error) is in test_edgetpu_worker.py: the
 # Edge TPU runs in a worker process there, against a stand-in libedgetpu built from C.
-
-
-def test_the_delegate_is_asked_for_the_configured_device(monkeypatch):
-    import ctypes
-
-    import edge.inference.accelerator as acc
-
-    calls = []
-    monkeypatch.delenv("MASKDET_EDGETPU_LIBRARY", raising=False)
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: name)
-    runtime = Runtime("recorder", None, lambda library, options: calls.append((library, options)) or "d")
-    assert acc.load_edgetpu_delegate(runtime, "pci:0") == "d"
-    acc.load_edgetpu_delegate(runtime)
-    monkeypatch.setenv("MASKDET_EDGETPU_LIBRARY", "/opt/test/libedgetpu.so.1")
-    acc.load_edgetpu_delegate(runtime)
-    assert calls == [("libedgetpu.so.1", {"device": "pci:0"}), ("libedgetpu.so.1", {}),
-                     ("/opt/test/libedgetpu.so.1", {})]
 
 
 @pytest.mark.parametrize("name", ["ai_edge_litert", "tensorflow"])
