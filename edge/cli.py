@@ -216,7 +216,7 @@ def cmd_bench(args):
 
 def cmd_run(args):
     """The daemon."""
-    from edge.service.daemon import run_service
+    from edge.service.run import run_service
 
     return run_service(args.config)
 

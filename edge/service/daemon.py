@@ -5,17 +5,8 @@ inference core, folds the faces into that camera's tracks and decisions, and han
 the indicator and the publisher, neither of which blocks. It pings the systemd watchdog only while
 frames really flow, so a hung camera or accelerator gets the service restarted.
 
-`run_service` owns the process: the signals, one stop request and one reload request for the
-whole process (never tied to a Daemon, so a SIGTERM in the middle of a reload is not lost), the
-start and the reloads. While it starts or reloads, a heartbeat thread feeds the watchdog.
-
-A reload (SIGHUP) builds the new Daemon while the running one waits, and swaps only once the new
-one is built; a config that is invalid or cannot be built is refused and the running one goes on.
-The new Daemon takes over what the new config leaves unchanged (see `Handover`): the MQTT
-connection (no `offline` / `online` at a reload), the lights, each camera whose source is the
-same (no reopen, no gap), and each camera's people in view, so a person decided before the reload
-is not announced again; also the HTTP view (when its settings and token are unchanged), the
-cameras' mute / pause flags, the metrics and the health reader.
+`edge/service/run.py` runs it as a process (signals, start, reloads); `handover.py` decides what
+a Daemon built by a reload takes over from the running one.
 
 Around the frame loop, never on its path: the HTTP view (`http_view`) gets each analysed frame
 through a latest-only slot and encodes in its own threads; snapshots (`snapshots`) are made,
@@ -23,33 +14,29 @@ published and kept in a thread of their own; the health (`health`) is read in a 
 own; commands (`commands`) arrive in paho's thread and only set flags. A fault in any of them is
 logged and the door's light goes on.
 """
-import contextlib
 import dataclasses
 import logging
-import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 import edge
-from edge.config.checks import check_config
-from edge.errors import ConfigError, FetchError, MaskdetError, ModelError
+from edge.errors import MaskdetError
 from edge.inference.pipeline import build_pipeline
 from edge.service import payloads
 from edge.service.camera import CameraWorker
 from edge.service.commands import CommandHandler, Controls
 from edge.service.health import HealthReader
-from edge.service.http_view import HttpView, read_token
+from edge.service.http_view import HttpView
 from edge.service.metrics import Family, Metrics, render
 from edge.service.people import AlertCleared, PeopleInView
 from edge.service.publisher import Publisher
 from edge.service.snapshots import Snapshots
 from edge.service.sources import create_source
-from edge.service.systemd_notify import Heartbeat, monotonic_usec, notify, watchdog_interval
+from edge.service.handover import handover, http_token, use_settings
+from edge.service.systemd_notify import notify, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -84,58 +71,6 @@ def build_indicator(config, pin_factory=None):
     from edge.service.indicator import Indicator
 
     return Indicator(gpio, pin_factory)
-
-
-def _connection_settings(config):
-    """What the MQTT connection depends on: the mqtt section (less the stats period, which only
-    the frame loop reads) and the device id (topics, client id)."""
-    return dataclasses.replace(config.mqtt, stats_interval_s=0), config.device_id
-
-
-@dataclass
-class Handover:
-    """What a Daemon built by a reload takes over from the one it replaces."""
-
-    publisher: Optional[Publisher] = None
-    indicator: object = None
-    workers: dict = field(default_factory=dict)  # camera name -> running CameraWorker
-    views: dict = field(default_factory=dict)  # camera name -> PeopleInView
-    started_at: Optional[float] = None
-    http: Optional[HttpView] = None
-    controls: Optional[Controls] = None
-    metrics: Optional[Metrics] = None
-    health: Optional[HealthReader] = None
-
-
-def handover(predecessor, config):
-    """What of `predecessor` a Daemon for `config` keeps: the publisher (and its connection) when
-    the connection settings are unchanged, the indicator when the gpio section is, the camera
-    worker of each camera whose name and source are unchanged, the people in view of each
-    camera whose name still exists, the HTTP view when its settings, the privacy settings and
-    the token are unchanged, and always the mute / pause flags, the metrics and the health
-    reader."""
-    if predecessor is None:
-        return Handover()
-    old = predecessor.config
-    sources = {c.name: c.source for c in old.cameras}
-    http = predecessor.http
-    if http is not None and (old.http != config.http or old.privacy != config.privacy or
-                             http.token != _http_token(config)):
-        http = None
-    return Handover(
-        http=http, controls=predecessor.controls, metrics=predecessor.metrics,
-        health=predecessor.health,
-        publisher=predecessor.publisher
-        if _connection_settings(old) == _connection_settings(config) else None,
-        indicator=predecessor.indicator if old.gpio == config.gpio else None,
-        workers={c.name: predecessor.workers[c.name] for c in config.cameras
-                 if sources.get(c.name) == c.source},
-        views={c.name: predecessor.views[c.name] for c in config.cameras if c.name in sources},
-        started_at=predecessor.started_at)
-
-
-def _http_token(config):
-    return read_token(config.http) if config.http.enabled else None
 
 
 def model_version(pipeline):
@@ -174,18 +109,6 @@ def accelerator_counters(pipeline):
     return out
 
 
-def use_settings(view, settings):
-    """Let a carried-over camera's people follow reloaded decision settings: the tracks and each
-    person's decision are kept (so nobody decided is announced again); matching, the thresholds,
-    the minimum frames and the alert delay apply from the next frame. Every decision setting
-    carries over this way: none of them changes what a decision already made means."""
-    if view.settings == settings:
-        return
-    view.settings = settings
-    view.tracker.iou_threshold = settings.track_iou
-    view.tracker.max_misses = settings.max_missed_frames
-
-
 class Daemon:
     """The running service for one configuration (a reload builds a new one).
 
@@ -220,7 +143,7 @@ class Daemon:
         self.health.outbox_path = config.mqtt.outbox_path
         self.http = None
         if config.http.enabled:
-            self.http = self._kept.http or HttpView(config.http, config.privacy, _http_token(config))
+            self.http = self._kept.http or HttpView(config.http, config.privacy, http_token(config))
         self.snapshots = None
         if config.snapshots.enabled:
             self.snapshots = Snapshots(config.snapshots, config.privacy,
@@ -665,140 +588,3 @@ class Daemon:
         self.publisher.drain(drain_timeout)
         self.publisher.close()
         self._close_pipeline()
-
-
-def _one_line(exc):
-    return " ".join(str(exc).split())
-
-
-class _Held(logging.Handler):
-    """Keeps records instead of writing them (see `held_logs`)."""
-
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-@contextlib.contextmanager
-def held_logs():
-    """Hold the log records made inside the block (the models being built at start): written when
-    the block succeeds, dropped when it raises, so that a start that fails says why in the one
-    line the command line prints."""
-    root = logging.getLogger()
-    saved, held = root.handlers[:], _Held()
-    root.handlers = [held]
-    try:
-        yield
-    finally:
-        root.handlers = saved
-    for record in held.records:
-        root.handle(record)
-
-
-class Service:
-    """`maskdet run`: the config file, the process-wide stop and reload requests, and the running
-    Daemon, replaced at each reload."""
-
-    def __init__(self, config_path, pin_factory=None):
-        self.config_path = config_path
-        self.pin_factory = pin_factory
-        self.stop = threading.Event()
-        self.reload = threading.Event()
-        self.daemon = None
-
-    def signal_handlers(self):
-        """{signal: handler}: SIGTERM and SIGINT request a stop, SIGHUP a reload."""
-        return {signal.SIGTERM: lambda *_: self.stop.set(),
-                signal.SIGINT: lambda *_: self.stop.set(),
-                signal.SIGHUP: lambda *_: self.reload.set()}
-
-    def run(self):
-        """Start, then run the frame loop until a stop (or until every file source has ended),
-        reloading on request; returns the exit status. The daemon is shut down however this
-        ends (lights off, final states, `offline`)."""
-        try:
-            self._start()
-            while not self.stop.is_set():
-                self.daemon.run()
-                if self.stop.is_set() or not self.reload.is_set():
-                    break
-                self._reload()
-            return 0
-        finally:
-            if self.daemon is not None:
-                self.daemon.shutdown()
-
-    def _start(self):
-        """Check the config, build the Daemon and start it, feeding the watchdog meanwhile."""
-        with Heartbeat():
-            config = check_config(self.config_path)
-            logging.getLogger().setLevel(config.log_level)
-            with held_logs():
-                self.daemon = self._build_at_start(config)
-            if not self.stop.is_set():
-                self.daemon.start()
-
-    def _build_at_start(self, config):
-        """The first Daemon; a model the config names that cannot be built is a ConfigError
-        (exit 78: the config points at a bad file, restarting will not help)."""
-        try:
-            return self._daemon(config)
-        except (ModelError, FetchError) as exc:
-            raise ConfigError(f"{self.config_path}: {_one_line(exc)}") from exc
-
-    def _daemon(self, config, predecessor=None):
-        return Daemon(config, self.pin_factory, stop=self.stop, reload=self.reload,
-                      predecessor=predecessor)
-
-    def _reload(self):
-        """SIGHUP: RELOADING=1, build the new Daemon, swap, READY=1; a config that is invalid or
-        cannot be built keeps the running one. A stop requested meanwhile ends the reload."""
-        self.reload.clear()
-        notify(f"RELOADING=1\nMONOTONIC_USEC={monotonic_usec()}\nSTATUS=reloading")
-        log.info("reloading the configuration from %s", self.config_path)
-        with Heartbeat():
-            successor = self._build_successor()
-            if self.stop.is_set():
-                if successor is not None:
-                    successor.discard()
-                return
-            if successor is None:
-                notify("READY=1\nSTATUS=watching " + ", ".join(self.daemon.workers))
-                return
-            self.daemon.hand_over(successor)
-            self.daemon = successor
-            logging.getLogger().setLevel(successor.config.log_level)
-            log.info("configuration reloaded from %s", self.config_path)
-            successor.start()
-
-    def _build_successor(self):
-        """The Daemon for the reloaded config, or None (logged) when it is refused."""
-        try:
-            config = check_config(self.config_path)
-            if self.stop.is_set():
-                return None
-            # One process at a time can hold a USB Coral: the running models step back to the
-            # CPU while the new ones open it (and try it again later if the reload fails).
-            self.daemon.pipeline.release_edgetpu("released for a reload")
-            return self._daemon(config, predecessor=self.daemon)
-        except MaskdetError as exc:
-            log.error("reload refused, keeping the running configuration: %s", _one_line(exc))
-        except Exception:  # a bug in building must not take the door down either
-            log.exception("reload refused, keeping the running configuration")
-        return None
-
-
-def run_service(config_path, pin_factory=None):
-    """Run `maskdet run` until SIGTERM (or every file source has ended); SIGHUP reloads. Returns
-    the exit status; raises ConfigError (exit 78) for a bad config or a model it names that
-    cannot be built. The signal handlers in place before are restored at the end."""
-    service = Service(config_path, pin_factory)
-    previous = {sig: signal.signal(sig, handler) for sig, handler in service.signal_handlers().items()}
-    try:
-        return service.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -11,7 +11,7 @@ import sys
 from gpiozero.pins.mock import MockFactory
 
 from edge.errors import run_reporting
-from edge.service.daemon import run_service
+from edge.service.run import run_service
 
 PINS = (17, 27, 22)  # green, red, buzzer in the tests' configs
 

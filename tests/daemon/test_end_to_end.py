@@ -171,6 +171,7 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
     """A required Edge TPU that disappears mid-run ends the service (systemd restarts it), but
     first the lights and buzzer go off and the broker hears `offline`."""
     from edge.service import daemon as daemon_module
+    from edge.service.run import run_service
     from edge.errors import AcceleratorError
 
     real_build = daemon_module.build_pipeline
@@ -193,7 +194,7 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         with pytest.raises(AcceleratorError, match="stopped answering"):
-            daemon_module.run_service(str(config_file), pin_factory=factory)
+            run_service(str(config_file), pin_factory=factory)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

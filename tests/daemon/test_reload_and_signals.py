@@ -15,6 +15,7 @@ import pytest
 
 from edge.errors import AcceleratorError, ConfigError, FetchError, ModelError, run_reporting
 from edge.service import daemon as daemon_module
+from edge.service import run as run_module
 from tests.conftest import REPO_ROOT, Subscriber, shared_path
 
 GREEN, RED, BUZZER = 17, 27, 22
@@ -164,7 +165,7 @@ def test_a_model_that_cannot_be_built_at_start_is_a_config_error(
     monkeypatch.setattr(daemon_module, "build_pipeline", broken_build)
     config = tmp_path / "config.yaml"
     config.write_text(config_text(broker, tmp_path))
-    status = run_reporting("maskdet", lambda: daemon_module.run_service(str(config)))
+    status = run_reporting("maskdet", lambda: run_module.run_service(str(config)))
     err = capsys.readouterr().err
     assert status == 78 == ConfigError.exit_code
     assert err.count("\n") == 1 and str(config) in err and "/x/" in err, err
@@ -179,7 +180,7 @@ def test_other_errors_at_start_keep_their_exit_status(tmp_path, monkeypatch, bro
     config = tmp_path / "config.yaml"
     config.write_text(config_text(broker, tmp_path))
     with pytest.raises(AcceleratorError):
-        daemon_module.run_service(str(config))
+        run_module.run_service(str(config))
 
 
 def test_a_config_naming_a_bad_model_exits_78_with_one_line(tmp_path, broker):
