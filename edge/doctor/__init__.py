@@ -17,20 +17,43 @@ run. Nothing here stops the doctor: the Edge TPU is probed in a child process (a
 hang of libedgetpu there is a finding), and every slow check (the probe, each camera, the broker)
 has a deadline.
 
-The checks, in order (`checks.py` has one function per check): the config; the TFLite runtime;
-libedgetpu's package and library; whether that (runtime, libedgetpu) pair is known to work
-(`pairs.py`); Edge TPU devices (USB ids in sysfs, /dev/apex_0); the udev rule; the service user's
-groups; the delegate probe; the classifier and detector files (sha256, `_edgetpu` builds); each
-camera (opens, first frame); the GPIO pins; the broker (TLS, login); the outbox folder; free disk;
-CPU temperature; throttling and under-voltage.
+The checks, in order, and the module that holds each (one function per check, each returning a
+`Finding` of `findings.py`):
+
+    config_checks.py    the config (strict schema, the start checks that need no hardware)
+    runtime_checks.py   the TFLite runtime; libedgetpu's package and library; whether that
+                        (runtime, libedgetpu) pair is known to work (the table: `pairs.py`)
+    device_checks.py    Edge TPU devices (USB ids in sysfs, /dev/apex_0); the udev rule; the
+                        service user's groups
+    runtime_checks.py   the delegate probe, in a child process
+    model_checks.py     the classifier and detector files (sha256, `_edgetpu` builds)
+    camera_checks.py    each camera (opens, first frame)
+    gpio_checks.py      the GPIO pins
+    broker_checks.py    the broker (TLS, login)
+    storage_checks.py   the outbox folder; free disk
+    health_checks.py    CPU temperature; throttling and under-voltage (edge/service/health.py)
+
+How much the Edge TPU matters (required / wanted / unused) is `edgetpu_want.py`; the installed
+service's user, state folder and unit environment are `installed_service.py`.
 """
 import contextlib
 import json
 import os
 import sys
 
-from edge.doctor import checks
-from edge.doctor.checks import FAIL, OK, WARN, Finding
+from edge.doctor.broker_checks import check_broker
+from edge.doctor.camera_checks import check_camera
+from edge.doctor.config_checks import check_config
+from edge.doctor.device_checks import check_devices, check_groups, check_udev_rules
+from edge.doctor.edgetpu_want import INSTALL_CORAL, tpu_want, when_missing
+from edge.doctor.findings import FAIL, OK, WARN, Finding, one_line
+from edge.doctor.gpio_checks import check_gpio
+from edge.doctor.health_checks import check_temperature, check_throttling
+from edge.doctor.installed_service import SERVICE_USER, STATE_DIR, service_environment
+from edge.doctor.model_checks import check_classifier_model, check_detector_model
+from edge.doctor.runtime_checks import (Libedgetpu, check_libedgetpu, check_pair, check_probe,
+                                        check_runtime, find_library, installed_packages)
+from edge.doctor.storage_checks import check_disk, check_outbox
 
 __all__ = ["Finding", "run_doctor", "OK", "WARN", "FAIL"]
 
@@ -69,7 +92,7 @@ def _guarded(report, name, check, *args, **kwargs):
         result = check(*args, **kwargs)
     except Exception as exc:  # a safety net: the doctor reports, it does not crash
         report.add(Finding(name, FAIL, f"the check itself failed ({type(exc).__name__}: "
-                           f"{checks.one_line(exc)})", "report this as a maskdet bug"))
+                           f"{one_line(exc)})", "report this as a maskdet bug"))
         return None
     if isinstance(result, tuple):
         report.add(result[0])
@@ -87,7 +110,7 @@ def _as_the_service(environ, root):
     shell has none (the unit points at /opt/maskdet/models and /var/cache/maskdet; a shell would
     look beside the package), so that the doctor checks the files the service uses. Yields what
     was taken, in words; `environ` is as it was afterwards."""
-    unit = checks.service_environment(root)
+    unit = service_environment(root)
     taken, before = [], {}
     for name in SERVICE_VARIABLES:
         if not environ.get(name) and name in unit:
@@ -132,7 +155,7 @@ def _fallback_config():
 
 
 def run_doctor(config_path, out=None, as_json=False, timeout=DEFAULT_TIMEOUT_S, root="/",
-               user=checks.SERVICE_USER, environ=None):
+               user=SERVICE_USER, environ=None):
     """Check everything and write one line per check to `out` (stdout); returns the exit status
     (0: nothing FAILs, 1: something does). `root` stands for `/` where system files are read
     (sysfs, /dev, udev rules, /etc/group), `user` is the service user, `timeout` the deadline of
@@ -151,59 +174,79 @@ def run_doctor(config_path, out=None, as_json=False, timeout=DEFAULT_TIMEOUT_S, 
 
 def _run(report, config_path, as_json, timeout, root, user, environ, taken):
     """The checks, in order (see run_doctor); `taken` says what came from the service's unit."""
-    out = report.out
-
-    found = _guarded(report, "config", checks.check_config, config_path, taken)
+    found = _guarded(report, "config", check_config, config_path, taken)
     config = found[1] if found else None
     usable = config is not None
     config = config or _fallback_config()
-    conf_dir = os.path.dirname(os.path.abspath(config_path))
 
-    want = checks.tpu_want(config.accelerator, _model_paths(config))
-    runtime = _guarded(report, "runtime", checks.check_runtime, environ, root) or (None, None, None)
-    runtime_name, runtime_version = runtime[1], runtime[2]
-    library = checks.find_library(environ)
-    lib = _guarded(report, "libedgetpu", checks.check_libedgetpu, want,
-                   checks.installed_packages(), library)
-    lib = lib[1] if lib else checks.Libedgetpu()
-    _guarded(report, "edgetpu pair", checks.check_pair, want, runtime_name, runtime_version, lib)
-    devices = _guarded(report, "edgetpu device", checks.check_devices, want, root)
-    devices = devices[1] if devices else []
-    pcie = any(d.kind == "pcie" for d in devices) or \
-        str(config.accelerator.device or "").startswith("pci")
-    rules = _guarded(report, "udev rule", checks.check_udev_rules, want, pcie, root)
-    needed = (rules[1] if rules and rules[1] else ["apex" if pcie else "plugdev"])
-    also = []
-    if usable and any(c.source.type == "picamera2" or str(c.source.url or "").startswith("/dev/video")
-                      for c in config.cameras):
-        also.append("video")
-    if usable and any(getattr(config.gpio, r) is not None for r in ("green", "red", "buzzer")):
-        also.append("gpio")
-    _guarded(report, "groups", checks.check_groups, want, needed, user, root, also)
-    _probe(report, config, want, runtime_name, library, timeout)
-
-    coral_present = bool(devices) or lib.package is not None
-    _guarded(report, "classifier model", checks.check_classifier_model, config, coral_present)
-    _guarded(report, "detector model", checks.check_detector_model, config, coral_present)
+    coral_present = _edgetpu_checks(report, config, usable, timeout, root, user, environ)
+    _guarded(report, "classifier model", check_classifier_model, config, coral_present)
+    _guarded(report, "detector model", check_detector_model, config, coral_present)
     if usable:
-        for camera in config.cameras:
-            _guarded(report, f"camera {camera.name}", checks.check_camera, camera, timeout)
-        _guarded(report, "gpio", checks.check_gpio, config.gpio)
-        _guarded(report, "broker", checks.check_broker, config.mqtt, config.device_id, timeout,
-                 environ, conf_dir)
-        _guarded(report, "outbox", checks.check_outbox, config.mqtt.outbox_path)
+        _service_checks(report, config, config_path, timeout, environ)
     else:
         for name in ("cameras", "gpio", "broker", "outbox"):
             report.add(Finding(name, WARN, "not checked: the config did not load",
                                "fix the config (first line) and run the doctor again"))
-    outbox = config.mqtt.outbox_path if usable else checks.STATE_DIR
-    _guarded(report, "disk", checks.check_disk, root if outbox == ":memory:" else outbox)
-    _guarded(report, "temperature", checks.check_temperature, root)
-    _guarded(report, "throttling", checks.check_throttling, root)
+    outbox = config.mqtt.outbox_path if usable else STATE_DIR
+    _guarded(report, "disk", check_disk, root if outbox == ":memory:" else outbox)
+    _guarded(report, "temperature", check_temperature, root)
+    _guarded(report, "throttling", check_throttling, root)
     if not as_json:
-        out.write(report.summary() + "\n")
-        out.flush()
+        report.out.write(report.summary() + "\n")
+        report.out.flush()
     return report.status()
+
+
+def _edgetpu_checks(report, config, usable, timeout, root, user, environ):
+    """The runtime, libedgetpu, the pair, the devices, udev rule and groups, and the probe.
+    Returns whether a Coral is here (a device, or a libedgetpu package)."""
+    want = tpu_want(config.accelerator, _model_paths(config))
+    runtime = _guarded(report, "runtime", check_runtime, environ, root) or (None, None, None)
+    runtime_name, runtime_version = runtime[1], runtime[2]
+    library = find_library(environ)
+    lib = _guarded(report, "libedgetpu", check_libedgetpu, want, installed_packages(), library)
+    lib = lib[1] if lib else Libedgetpu()
+    _guarded(report, "edgetpu pair", check_pair, want, runtime_name, runtime_version, lib)
+    devices = _device_checks(report, config, usable, want, root, user)
+    _probe(report, config, want, runtime_name, library, timeout)
+    return bool(devices) or lib.package is not None
+
+
+def _device_checks(report, config, usable, want, root, user):
+    """The Edge TPU devices, the udev rule and the service user's groups; returns the devices."""
+    devices = _guarded(report, "edgetpu device", check_devices, want, root)
+    devices = devices[1] if devices else []
+    pcie = any(d.kind == "pcie" for d in devices) or \
+        str(config.accelerator.device or "").startswith("pci")
+    rules = _guarded(report, "udev rule", check_udev_rules, want, pcie, root)
+    needed = (rules[1] if rules and rules[1] else ["apex" if pcie else "plugdev"])
+    also = _other_groups(config) if usable else []
+    _guarded(report, "groups", check_groups, want, needed, user, root, also)
+    return devices
+
+
+def _other_groups(config):
+    """The groups besides the Coral's the service user needs: video for a V4L2 or Pi camera,
+    gpio for pins."""
+    also = []
+    if any(c.source.type == "picamera2" or str(c.source.url or "").startswith("/dev/video")
+           for c in config.cameras):
+        also.append("video")
+    if any(getattr(config.gpio, r) is not None for r in ("green", "red", "buzzer")):
+        also.append("gpio")
+    return also
+
+
+def _service_checks(report, config, config_path, timeout, environ):
+    """What the service opens as it runs: each camera, the GPIO pins, the broker, the outbox."""
+    conf_dir = os.path.dirname(os.path.abspath(config_path))
+    for camera in config.cameras:
+        _guarded(report, f"camera {camera.name}", check_camera, camera, timeout)
+    _guarded(report, "gpio", check_gpio, config.gpio)
+    _guarded(report, "broker", check_broker, config.mqtt, config.device_id, timeout,
+             environ, conf_dir)
+    _guarded(report, "outbox", check_outbox, config.mqtt.outbox_path)
 
 
 def _probe(report, config, want, runtime_name, library, timeout):
@@ -216,9 +259,9 @@ def _probe(report, config, want, runtime_name, library, timeout):
 
     name = "edgetpu probe"
     if library[0] is None:
-        status, detail, fix = checks.when_missing(
+        status, detail, fix = when_missing(
             want, "not probed: libedgetpu.so.1 is not installed",
-            f"{checks.INSTALL_CORAL}, then run the doctor again")
+            f"{INSTALL_CORAL}, then run the doctor again")
         report.add(Finding(name, status, detail, fix))
         return
     try:
@@ -226,5 +269,5 @@ def _probe(report, config, want, runtime_name, library, timeout):
     except MaskdetError:
         cpu = None
     model = edgetpu_twin(cpu) if cpu and os.path.isfile(edgetpu_twin(cpu)) else cpu
-    _guarded(report, name, checks.check_probe, want, model,
+    _guarded(report, name, check_probe, want, model,
              runtime_name, config.accelerator.device, 2 * timeout, library[0])

@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.inference.edgetpu_stand_in import stand_in, stand_in_library  # noqa: F401  (fixtures)
 
+__all__ = ["stand_in", "stand_in_library"]  # the fixtures, re-exported (pyflakes counts them used)
+
 MODELS = os.path.join(REPO_ROOT, "models")
 
 

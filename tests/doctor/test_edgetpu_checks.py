@@ -7,8 +7,10 @@ import time
 import pytest
 
 from edge.config.schema import load_config
-from edge.doctor import checks
-from edge.doctor.checks import FAIL, OK, REQUIRED, UNUSED, WANTED, WARN, Libedgetpu
+from edge.doctor import edgetpu_want, installed_service, model_checks, runtime_checks
+from edge.doctor.edgetpu_want import REQUIRED, UNUSED, WANTED
+from edge.doctor.findings import FAIL, OK, WARN
+from edge.doctor.runtime_checks import Libedgetpu
 from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.runtime import find_runtime
 
@@ -26,19 +28,19 @@ def stub(folder, name, text):
 def test_how_much_the_edge_tpu_is_wanted(classifier_copy):
     _, model = classifier_copy
     auto = AcceleratorSettings()
-    assert checks.tpu_want(auto, [model]) == UNUSED  # no _edgetpu build beside it
-    assert checks.tpu_want(AcceleratorSettings(mode="edgetpu"), [model]) == WANTED
-    assert checks.tpu_want(AcceleratorSettings(mode="edgetpu", require=True), [model]) == REQUIRED
+    assert edgetpu_want.tpu_want(auto, [model]) == UNUSED  # no _edgetpu build beside it
+    assert edgetpu_want.tpu_want(AcceleratorSettings(mode="edgetpu"), [model]) == WANTED
+    assert edgetpu_want.tpu_want(AcceleratorSettings(mode="edgetpu", require=True), [model]) == REQUIRED
     shutil.copy(model, model.replace(".tflite", "_edgetpu.tflite"))
-    assert checks.tpu_want(auto, [model]) == WANTED
-    assert checks.tpu_want(AcceleratorSettings(require=True), [model]) == REQUIRED
-    assert checks.tpu_want(AcceleratorSettings(mode="cpu", require=True), [model]) == UNUSED
+    assert edgetpu_want.tpu_want(auto, [model]) == WANTED
+    assert edgetpu_want.tpu_want(AcceleratorSettings(require=True), [model]) == REQUIRED
+    assert edgetpu_want.tpu_want(AcceleratorSettings(mode="cpu", require=True), [model]) == UNUSED
 
 
 # --- the runtime -----------------------------------------------------------------------------
 
 def test_the_runtime_maskdet_uses_and_its_version(tmp_path):
-    finding, name, version = checks.check_runtime({}, str(tmp_path))
+    finding, name, version = runtime_checks.check_runtime({}, str(tmp_path))
     assert finding.status == OK and name == find_runtime().name
     assert finding.detail.startswith(f"{name} {version}")
     assert version and version[0].isdigit()
@@ -48,7 +50,7 @@ def test_the_runtime_named_in_the_services_drop_in(tmp_path):
     drop_in = tmp_path / "etc/systemd/system/maskdet.service.d/coral.conf"
     drop_in.parent.mkdir(parents=True)
     drop_in.write_text(f"[Service]\nEnvironment=MASKDET_RUNTIME={find_runtime().name}\n")
-    finding, name, _ = checks.check_runtime({}, str(tmp_path))
+    finding, name, _ = runtime_checks.check_runtime({}, str(tmp_path))
     assert finding.status == OK
     assert "(chosen by /etc/systemd/system/maskdet.service.d/coral.conf)" in finding.detail
 
@@ -61,17 +63,17 @@ def test_the_services_environment_from_its_unit_and_drop_ins(tmp_path):
     drop_in = tmp_path / "etc/systemd/system/maskdet.service.d/coral.conf"
     drop_in.parent.mkdir()
     drop_in.write_text('[Service]\nEnvironment="MASKDET_RUNTIME=tflite_runtime" "MASKDET_CACHE=/srv/c"\n')
-    found = checks.service_environment(str(tmp_path))
+    found = installed_service.service_environment(str(tmp_path))
     assert found["MASKDET_MODELS"] == ("/opt/maskdet/models", "/etc/systemd/system/maskdet.service")
     assert found["MASKDET_CACHE"] == ("/srv/c", "/etc/systemd/system/maskdet.service.d/coral.conf")
-    assert checks.service_runtime({}, str(tmp_path))[0] == "tflite_runtime"
-    assert checks.service_runtime({"MASKDET_RUNTIME": "ai_edge_litert"}, str(tmp_path)) == \
+    assert installed_service.service_runtime({}, str(tmp_path))[0] == "tflite_runtime"
+    assert installed_service.service_runtime({"MASKDET_RUNTIME": "ai_edge_litert"}, str(tmp_path)) == \
         ("ai_edge_litert", "$MASKDET_RUNTIME")
 
 
 def test_a_runtime_that_is_not_installed_fails():
-    missing = next(n for n, _ in checks.RUNTIMES if n not in dict(checks.runtime_versions()))
-    finding, name, _ = checks.check_runtime({"MASKDET_RUNTIME": missing})
+    missing = next(n for n, _ in runtime_checks.RUNTIMES if n not in dict(runtime_checks.runtime_versions()))
+    finding, name, _ = runtime_checks.check_runtime({"MASKDET_RUNTIME": missing})
     assert finding.status == FAIL and name is None and missing in finding.detail
 
 
@@ -81,29 +83,29 @@ def test_the_packages_dpkg_has_installed(tmp_path):
     dpkg_query = stub(str(tmp_path), "dpkg-query",
                       'echo "libedgetpu1-std 16.0tf2.17.1-1 ii "\n'
                       'echo "dpkg-query: no packages found matching libedgetpu1-max" >&2\nexit 1\n')
-    assert checks.installed_packages(dpkg_query) == {"libedgetpu1-std": "16.0tf2.17.1-1"}
+    assert runtime_checks.installed_packages(dpkg_query) == {"libedgetpu1-std": "16.0tf2.17.1-1"}
     removed = stub(str(tmp_path), "dpkg-query-rc", 'echo "libedgetpu1-max 16.0 rc "\n')
-    assert checks.installed_packages(removed) == {}
-    assert checks.installed_packages(str(tmp_path / "absent")) == {}
+    assert runtime_checks.installed_packages(removed) == {}
+    assert runtime_checks.installed_packages(str(tmp_path / "absent")) == {}
     # This machine's own dpkg has neither (they are not installable here).
-    assert checks.installed_packages() == {}
+    assert runtime_checks.installed_packages() == {}
 
 
 def test_the_library_is_found_as_the_worker_finds_it(tmp_path, stand_in_library):
-    assert checks.find_library({"MASKDET_EDGETPU_LIBRARY": stand_in_library}) == \
+    assert runtime_checks.find_library({"MASKDET_EDGETPU_LIBRARY": stand_in_library}) == \
         (stand_in_library, "$MASKDET_EDGETPU_LIBRARY")
     folder = os.path.dirname(stand_in_library)
-    assert checks.find_library({"LD_LIBRARY_PATH": f"/nonexistent:{folder}"}) == \
+    assert runtime_checks.find_library({"LD_LIBRARY_PATH": f"/nonexistent:{folder}"}) == \
         (stand_in_library, "$LD_LIBRARY_PATH")
     ldconfig = stub(str(tmp_path), "ldconfig",
                     'echo "12 libs found in cache"\n'
                     f'echo "\tlibedgetpu.so.1 (libc6,x86-64) => {stand_in_library}"\n')
-    assert checks.find_library({}, ldconfig) == (stand_in_library, "ldconfig -p")
-    assert checks.find_library({}, str(tmp_path / "absent")) == (None, None)
+    assert runtime_checks.find_library({}, ldconfig) == (stand_in_library, "ldconfig -p")
+    assert runtime_checks.find_library({}, str(tmp_path / "absent")) == (None, None)
 
 
 def test_libedgetpu_installed_and_found():
-    finding, info = checks.check_libedgetpu(
+    finding, info = runtime_checks.check_libedgetpu(
         WANTED, {"libedgetpu1-std": "16.0tf2.17.1-1"},
         ("/usr/lib/aarch64-linux-gnu/libedgetpu.so.1", "ldconfig -p"))
     assert finding.status == OK and info.version == "16.0tf2.17.1-1"
@@ -111,13 +113,13 @@ def test_libedgetpu_installed_and_found():
 
 
 def test_libedgetpu_packaged_but_not_found_by_the_loader():
-    finding, _ = checks.check_libedgetpu(WANTED, {"libedgetpu1-max": "16.0"}, (None, None))
+    finding, _ = runtime_checks.check_libedgetpu(WANTED, {"libedgetpu1-max": "16.0"}, (None, None))
     assert finding.status == FAIL and "ldconfig" in finding.fix
 
 
 @pytest.mark.parametrize("want, status", [(UNUSED, OK), (WANTED, WARN), (REQUIRED, FAIL)])
 def test_libedgetpu_not_installed(want, status):
-    finding, info = checks.check_libedgetpu(want, {}, (None, None))
+    finding, info = runtime_checks.check_libedgetpu(want, {}, (None, None))
     assert finding.status == status and info == Libedgetpu()
     assert "not installed" in finding.detail
     if want != UNUSED:
@@ -125,22 +127,22 @@ def test_libedgetpu_not_installed(want, status):
 
 
 def test_an_unpackaged_library_has_an_unknown_build(stand_in_library):
-    finding, info = checks.check_libedgetpu(WANTED, {}, (stand_in_library, "$LD_LIBRARY_PATH"))
+    finding, info = runtime_checks.check_libedgetpu(WANTED, {}, (stand_in_library, "$LD_LIBRARY_PATH"))
     assert finding.status == WARN and "not from a libedgetpu1-std / -max package" in finding.detail
 
 
 def test_the_pair_verdict():
     lib = Libedgetpu("libedgetpu1-std", "16.0", "/usr/lib/libedgetpu.so.1")
-    crash = checks.check_pair(WANTED, "tflite_runtime", "2.14.0", lib)
+    crash = runtime_checks.check_pair(WANTED, "tflite_runtime", "2.14.0", lib)
     assert crash.status == FAIL and "SIGSEGV" in crash.detail
-    assert checks.check_pair(UNUSED, "tflite_runtime", "2.14.0", lib).status == WARN
+    assert runtime_checks.check_pair(UNUSED, "tflite_runtime", "2.14.0", lib).status == WARN
     good = Libedgetpu("libedgetpu1-std", "16.0tf2.17.1-1", "/usr/lib/libedgetpu.so.1")
-    assert checks.check_pair(WANTED, "tflite_runtime", "2.17.1", good).status == OK
-    assert checks.check_pair(WANTED, "ai_edge_litert", "2.3.0", good).status == FAIL
-    assert checks.check_pair(WANTED, "ai_edge_litert", "2.3.0", Libedgetpu()).status == OK
+    assert runtime_checks.check_pair(WANTED, "tflite_runtime", "2.17.1", good).status == OK
+    assert runtime_checks.check_pair(WANTED, "ai_edge_litert", "2.3.0", good).status == FAIL
+    assert runtime_checks.check_pair(WANTED, "ai_edge_litert", "2.3.0", Libedgetpu()).status == OK
     unpackaged = Libedgetpu(library="/tmp/libedgetpu.so.1")
-    assert checks.check_pair(WANTED, "ai_edge_litert", "2.3.0", unpackaged).status == FAIL
-    assert checks.check_pair(WANTED, "tflite_runtime", "2.17.1", unpackaged).status == WARN
+    assert runtime_checks.check_pair(WANTED, "ai_edge_litert", "2.3.0", unpackaged).status == FAIL
+    assert runtime_checks.check_pair(WANTED, "tflite_runtime", "2.17.1", unpackaged).status == WARN
 
 
 # --- the probe, in the worker process ---------------------------------------------------------
@@ -152,7 +154,7 @@ def runtime_name():
 
 def test_the_probe_loads_the_delegate_in_a_child_process(stand_in, classifier_copy, runtime_name):
     _, model = classifier_copy
-    finding = checks.check_probe(WANTED, model, runtime_name, "usb", timeout=30)
+    finding = runtime_checks.check_probe(WANTED, model, runtime_name, "usb", timeout=30)
     assert finding.status == OK, finding
     assert "the delegate loaded in a child process" in finding.detail and "on usb" in finding.detail
     calls = stand_in.calls()
@@ -162,18 +164,18 @@ def test_the_probe_loads_the_delegate_in_a_child_process(stand_in, classifier_co
 def test_the_probe_reports_a_crash_as_a_mismatch_and_goes_on(stand_in, classifier_copy, runtime_name):
     _, model = classifier_copy
     stand_in.behave("segv")
-    finding = checks.check_probe(WANTED, model, runtime_name, timeout=30)
+    finding = runtime_checks.check_probe(WANTED, model, runtime_name, timeout=30)
     assert finding.status == FAIL and finding.data["kind"] == "crash"
     assert "do not match (crashed with SIGSEGV while loading)" in finding.detail
     assert "install.sh --coral" in finding.fix
     # Not wanted: still said, as a warning.
-    assert checks.check_probe(UNUSED, model, runtime_name, timeout=30).status == WARN
+    assert runtime_checks.check_probe(UNUSED, model, runtime_name, timeout=30).status == WARN
 
 
 def test_the_probe_reports_an_abort(stand_in, classifier_copy, runtime_name):
     _, model = classifier_copy
     stand_in.behave("abort")
-    finding = checks.check_probe(WANTED, model, runtime_name, timeout=30)
+    finding = runtime_checks.check_probe(WANTED, model, runtime_name, timeout=30)
     assert finding.status == FAIL and "SIGABRT" in finding.detail and "cable" in finding.fix
 
 
@@ -181,7 +183,7 @@ def test_the_probe_gives_up_on_a_hang_at_its_deadline(stand_in, classifier_copy,
     _, model = classifier_copy
     stand_in.behave("hang")
     started = time.monotonic()
-    finding = checks.check_probe(WANTED, model, runtime_name, timeout=3)
+    finding = runtime_checks.check_probe(WANTED, model, runtime_name, timeout=3)
     assert time.monotonic() - started < 15
     assert finding.status == FAIL and "did not answer within 3 s" in finding.detail
     assert "replug" in finding.fix
@@ -191,7 +193,7 @@ def test_the_probe_gives_up_on_a_hang_at_its_deadline(stand_in, classifier_copy,
 def test_the_probe_without_a_device(stand_in, classifier_copy, runtime_name, want, status):
     _, model = classifier_copy
     stand_in.behave("none")
-    finding = checks.check_probe(want, model, runtime_name, timeout=30)
+    finding = runtime_checks.check_probe(want, model, runtime_name, timeout=30)
     assert finding.status == status and "no Edge TPU device could be opened" in finding.detail
 
 
@@ -199,12 +201,12 @@ def test_the_probe_through_ld_library_path(stand_in, classifier_copy, runtime_na
     _, model = classifier_copy
     monkeypatch.delenv("MASKDET_EDGETPU_LIBRARY")
     monkeypatch.setenv("LD_LIBRARY_PATH", stand_in.folder)
-    assert checks.check_probe(WANTED, model, runtime_name, timeout=30).status == OK
+    assert runtime_checks.check_probe(WANTED, model, runtime_name, timeout=30).status == OK
 
 
 def test_the_probe_without_libedgetpu(classifier_copy, runtime_name, tmp_path):
     _, model = classifier_copy
-    finding = checks.check_probe(WANTED, model, runtime_name, timeout=30,
+    finding = runtime_checks.check_probe(WANTED, model, runtime_name, timeout=30,
                                  library=str(tmp_path / "libedgetpu.so.1"))
     assert finding.status == WARN and finding.data["kind"] == "missing"
     assert "cannot open shared object file" in finding.detail or "No such file" in finding.detail
@@ -220,7 +222,7 @@ def config_for(write_config, meta, accelerator="{}"):
 
 def test_the_classifier_matches_its_metadata_and_runs(write_config, classifier_copy):
     meta, model = classifier_copy
-    finding = checks.check_classifier_model(config_for(write_config, meta))
+    finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == OK
     assert "matches mask_classifier.json; opens and runs on the CPU" in finding.detail
     assert "no Edge TPU build mask_classifier_int8_edgetpu.tflite: the CPU runs it" in finding.detail
@@ -234,19 +236,19 @@ def test_a_classifier_that_is_not_its_metadatas_fails(write_config, classifier_c
         last = handle.read(1)
         handle.seek(-1, os.SEEK_END)
         handle.write(bytes([last[0] ^ 1]))
-    finding = checks.check_classifier_model(config_for(write_config, meta))
+    finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == FAIL and "not the model the metadata describes" in finding.detail
 
 
 def test_a_missing_edge_tpu_build_with_a_coral_here_says_where_to_compile(write_config, classifier_copy):
     meta, _ = classifier_copy
-    finding = checks.check_classifier_model(config_for(write_config, meta), coral_present=True)
+    finding = model_checks.check_classifier_model(config_for(write_config, meta), coral_present=True)
     assert finding.status == WARN and "although a Coral is here" in finding.detail
     assert "maskdet-convert compile mask_classifier_int8.tflite" in finding.fix
     assert "x86-64 Debian" in finding.fix
     assert f"copy mask_classifier_int8_edgetpu.tflite beside the CPU model in {os.path.dirname(meta)}" \
         in finding.fix
-    required = checks.check_classifier_model(
+    required = model_checks.check_classifier_model(
         config_for(write_config, meta, "{mode: edgetpu, require: true}"))
     assert required.status == FAIL and "required" in required.detail
 
@@ -255,11 +257,11 @@ def test_an_edge_tpu_build_is_reported_and_must_be_compiled(write_config, classi
     meta, model = classifier_copy
     twin = model.replace(".tflite", "_edgetpu.tflite")
     shutil.copy(model, twin)  # a copy: not compiled
-    finding = checks.check_classifier_model(config_for(write_config, meta))
+    finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == WARN and "holds no edgetpu-custom-op" in finding.detail
     with open(model, "rb") as src, open(twin, "wb") as dst:  # what the compiler leaves in a file
         dst.write(src.read() + b"edgetpu-custom-op")
-    finding = checks.check_classifier_model(config_for(write_config, meta))
+    finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == OK
     assert "Edge TPU build mask_classifier_int8_edgetpu.tflite" in finding.detail
     assert len(finding.data["edgetpu_sha256"]) == 64
@@ -270,7 +272,7 @@ def test_a_real_compiled_model_counts_as_compiled(shared):
     cpu = os.path.join(shared, "models", "coral_pair", "mask_detector_quant_v2.tflite")
     if not os.path.isfile(compiled):
         pytest.skip(f"needs {compiled}")
-    assert checks._compiled(compiled) and not checks._compiled(cpu)
+    assert model_checks._compiled(compiled) and not model_checks._compiled(cpu)
 
 
 def test_the_detector_file_against_its_pinned_sha256(write_config, tmp_path, monkeypatch):
@@ -280,10 +282,10 @@ def test_the_detector_file_against_its_pinned_sha256(write_config, tmp_path, mon
     cache.mkdir()
     monkeypatch.setenv("MASKDET_CACHE", str(cache))
     config = load_config(write_config("cameras: [{name: door, source: {type: folder, path: /x}}]\n"))
-    missing = checks.check_detector_model(config)
+    missing = model_checks.check_detector_model(config)
     assert missing.status == FAIL and "maskdet models fetch" in missing.fix
     (cache / CATALOG["yunet"].filename).write_bytes(b"not the model")
-    wrong = checks.check_detector_model(config)
+    wrong = model_checks.check_detector_model(config)
     assert wrong.status == FAIL and "not the pinned" in wrong.detail
 
 
@@ -292,5 +294,5 @@ def test_a_tflite_detector_is_checked_for_its_edge_tpu_build(write_config, class
     config = load_config(write_config(
         "cameras: [{name: door, source: {type: folder, path: /x}}]\n"
         f"detector: {{type: ssd, model: {model}}}\n"))
-    finding = checks.check_detector_model(config, coral_present=True)
+    finding = model_checks.check_detector_model(config, coral_present=True)
     assert finding.status == WARN and "ssd:" in finding.detail and "no Edge TPU build" in finding.detail

@@ -11,8 +11,8 @@ import pytest
 
 from edge.config.schema import (CameraConfig, GpioConfig, MqttConfig, PinConfig, SourceConfig,
                                 TlsConfig)
-from edge.doctor import checks
-from edge.doctor.checks import FAIL, OK, WARN
+from edge.doctor import broker_checks, camera_checks, gpio_checks
+from edge.doctor.findings import FAIL, OK, WARN
 from tests.conftest import Broker, shared_path
 
 
@@ -24,7 +24,7 @@ def camera(**source):
 
 def test_a_video_file_gives_its_first_frame():
     video = shared_path("data", "videos", "one_masked.mp4")
-    finding = checks.check_camera(camera(type="opencv", url=video), timeout=20)
+    finding = camera_checks.check_camera(camera(type="opencv", url=video), timeout=20)
     assert finding.status == OK and "first frame 720x404" in finding.detail
     assert finding.name == "camera door"
 
@@ -34,24 +34,24 @@ def test_an_image_folder_is_a_camera(tmp_path):
     import numpy as np
 
     cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((48, 64, 3), np.uint8))
-    finding = checks.check_camera(camera(type="folder", path=str(tmp_path)))
+    finding = camera_checks.check_camera(camera(type="folder", path=str(tmp_path)))
     assert finding.status == OK and "64x48" in finding.detail
 
 
 def test_a_missing_camera_device_is_not_found():
-    finding = checks.check_camera(camera(type="opencv", url="/dev/video99"), timeout=20)
+    finding = camera_checks.check_camera(camera(type="opencv", url="/dev/video99"), timeout=20)
     assert finding.status == FAIL and finding.detail == "/dev/video99 does not exist: camera not found"
     assert "v4l2-ctl --list-devices" in finding.fix
 
 
 def test_a_missing_relative_video_file_names_the_current_folder():
-    finding = checks.check_camera(camera(type="opencv", url="videos/nope.mp4"), timeout=20)
+    finding = camera_checks.check_camera(camera(type="opencv", url="videos/nope.mp4"), timeout=20)
     assert finding.status == FAIL and "cannot open videos/nope.mp4" in finding.detail
     assert "relative path is taken from the current folder" in finding.fix
 
 
 def test_picamera2_without_its_bindings_says_what_to_install():
-    finding = checks.check_camera(camera(type="picamera2"), timeout=20)
+    finding = camera_checks.check_camera(camera(type="picamera2"), timeout=20)
     if finding.status == OK:
         pytest.skip("this machine has a Raspberry Pi camera")
     assert finding.status == FAIL and "python3-picamera2" in finding.fix
@@ -86,7 +86,7 @@ def silent_server():
 def test_a_camera_that_blocks_is_given_up_at_the_deadline(silent_server):
     started = time.monotonic()
     url = f"http://127.0.0.1:{silent_server}/video.mjpg"
-    finding = checks.check_camera(camera(type="opencv", url=url), timeout=1.5)
+    finding = camera_checks.check_camera(camera(type="opencv", url=url), timeout=1.5)
     assert time.monotonic() - started < 5
     assert finding.status == FAIL and "no frame within 1.5 s" in finding.detail, finding
 
@@ -106,12 +106,12 @@ PINS = GpioConfig(green=PinConfig(17), red=PinConfig("GPIO27"), buzzer=None)
 
 
 def test_no_pins_is_fine():
-    finding = checks.check_gpio(GpioConfig())
+    finding = gpio_checks.check_gpio(GpioConfig())
     assert finding.status == OK and "no pins configured" in finding.detail
 
 
 def test_the_pins_are_claimed_and_released(mock_factory):
-    finding = checks.check_gpio(PINS, mock_factory)
+    finding = gpio_checks.check_gpio(PINS, mock_factory)
     assert finding.status == OK
     assert finding.detail == ("green LED GPIO17 (pin 11), red LED GPIO27 (pin 13): claimed and "
                               "released (pin factory MockFactory)")
@@ -127,7 +127,7 @@ def test_a_pin_held_by_another_program_is_a_warning(mock_factory):
 
     holder = LED(27, pin_factory=mock_factory)
     try:
-        finding = checks.check_gpio(PINS, mock_factory)
+        finding = gpio_checks.check_gpio(PINS, mock_factory)
     finally:
         holder.close()
     assert finding.status == WARN and "red LED GPIO27 (pin 13)" in finding.detail
@@ -143,7 +143,7 @@ def mqtt(broker_or_port, **kw):
 
 
 def test_the_broker_answers(broker):
-    finding = checks.check_broker(mqtt(broker), timeout=10, environ={})
+    finding = broker_checks.check_broker(mqtt(broker), timeout=10, environ={})
     assert finding.status == OK and finding.detail == f"127.0.0.1:{broker.port}: connected (anonymous)"
 
 
@@ -151,13 +151,13 @@ def test_a_closed_port_is_named():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    finding = checks.check_broker(mqtt(port), timeout=5, environ={})
+    finding = broker_checks.check_broker(mqtt(port), timeout=5, environ={})
     assert finding.status == FAIL and "connection refused" in finding.detail
     assert "start the broker" in finding.fix
 
 
 def test_an_unknown_host_is_named():
-    finding = checks.check_broker(mqtt(1883, host="no-such-host.invalid"), timeout=5, environ={})
+    finding = broker_checks.check_broker(mqtt(1883, host="no-such-host.invalid"), timeout=5, environ={})
     assert finding.status == FAIL and "host name not found" in finding.detail
 
 
@@ -180,13 +180,13 @@ def test_the_login_with_the_password_beside_the_config(password_broker, tmp_path
     conf = tmp_path / "etc"
     conf.mkdir()
     (conf / "mqtt-password").write_text("s3cret\n")
-    finding = checks.check_broker(mqtt(password_broker, username="door-pi"), environ={},
+    finding = broker_checks.check_broker(mqtt(password_broker, username="door-pi"), environ={},
                                   conf_dir=str(conf))
     assert finding.status == OK and "connected as door-pi" in finding.detail
 
 
 def test_a_refused_login_is_named(password_broker):
-    finding = checks.check_broker(mqtt(password_broker, username="door-pi"),
+    finding = broker_checks.check_broker(mqtt(password_broker, username="door-pi"),
                                   environ={"MASKDET_MQTT_PASSWORD": "wrong"})
     assert finding.status == FAIL and "the broker refused the login as door-pi" in finding.detail
     assert "MASKDET_MQTT_PASSWORD" in finding.fix
@@ -213,26 +213,26 @@ def tls_broker(tmp_path):
 
 def test_tls_with_the_brokers_ca_connects(tls_broker):
     broker, ca = tls_broker
-    finding = checks.check_broker(mqtt(broker, tls=TlsConfig(ca_file=ca)), environ={})
+    finding = broker_checks.check_broker(mqtt(broker, tls=TlsConfig(ca_file=ca)), environ={})
     assert finding.status == OK and "(TLS): connected" in finding.detail
 
 
 def test_tls_without_the_ca_names_the_untrusted_certificate(tls_broker):
     broker, _ = tls_broker
-    finding = checks.check_broker(mqtt(broker, tls=TlsConfig()), environ={})
+    finding = broker_checks.check_broker(mqtt(broker, tls=TlsConfig()), environ={})
     assert finding.status == FAIL and "TLS certificate not trusted" in finding.detail
     assert "mqtt.tls" in finding.fix
 
 
 def test_tls_to_a_name_the_certificate_does_not_hold(tls_broker):
     broker, ca = tls_broker
-    finding = checks.check_broker(mqtt(broker, host="localhost", tls=TlsConfig(ca_file=ca)), environ={})
+    finding = broker_checks.check_broker(mqtt(broker, host="localhost", tls=TlsConfig(ca_file=ca)), environ={})
     assert finding.status == FAIL and "TLS host name mismatch" in finding.detail
 
 
 def test_plain_mqtt_to_a_tls_port_does_not_hang(tls_broker):
     broker, _ = tls_broker
     started = time.monotonic()
-    finding = checks.check_broker(mqtt(broker), timeout=3, environ={})
+    finding = broker_checks.check_broker(mqtt(broker), timeout=3, environ={})
     assert time.monotonic() - started < 10
     assert finding.status == FAIL and "did not answer within 3 s" in finding.detail, finding
