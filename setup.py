@@ -10,6 +10,21 @@ _TFLITE_RUNTIME = 'python_version < "3.10" or platform_machine not in "x86_64 aa
 # has wheels for 64-bit x86 and ARM only (elsewhere YuNet runs on OpenCV). onnx sets the input
 # size of the YuNet file, which declares 640 x 640.
 _ONNXRUNTIME = 'platform_machine in "x86_64 aarch64 AMD64"'
+# The central monitor (`maskdet monitor`): aiohttp serves the page, the API and the live feed
+# (one asyncio server, wheels for ARM); SQLAlchemy Core + Alembic keep one schema and one set of
+# migrations for SQLite and PostgreSQL; psycopg 3 reaches PostgreSQL (its binary wheels where
+# they exist, else the pure-Python package over the system's libpq5); jsonschema checks payloads
+# against the daemon's schemas.
+_PSYCOPG_BINARY = 'platform_machine in "x86_64 aarch64 AMD64"'
+_PSYCOPG_PURE = 'platform_machine not in "x86_64 aarch64 AMD64"'
+MONITOR = [
+    "aiohttp>=3.9,<4",
+    "SQLAlchemy>=2.0,<3",
+    "alembic>=1.13,<2",
+    f"psycopg[binary]>=3.1,<4; {_PSYCOPG_BINARY}",
+    f"psycopg>=3.1,<4; {_PSYCOPG_PURE}",
+    "jsonschema>=4.20",
+]
 
 setup(
     name="maskdet",
@@ -19,8 +34,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=find_packages(include=["edge", "edge.*", "convert", "convert.*"]),
-    package_data={"edge": ["service/schemas/*.json", "inference/schemas/*.json"]},
+    packages=find_packages(include=["edge", "edge.*", "convert", "convert.*", "monitor", "monitor.*"]),
+    package_data={"edge": ["service/schemas/*.json", "inference/schemas/*.json"],
+                  "monitor": ["static/*", "migrations/README", "migrations/*.py",
+                              "migrations/script.py.mako", "migrations/versions/*.py"]},
     install_requires=[
         f"ai-edge-litert>=2.3; {_LITERT}",
         f"tflite-runtime==2.14.0; {_TFLITE_RUNTIME}",
@@ -46,8 +63,13 @@ setup(
             "tflite==2.18.0",
         ],
         "pi": ["gpiozero>=2.0", "lgpio>=0.2"],
+        "monitor": MONITOR,
         # gpiozero for its MockFactory: the GPIO tests drive real gpiozero devices on mock pins.
-        "test": ["pytest>=8", "jsonschema>=4.20", "gpiozero>=2.0"],
+        # The monitor's libraries, and playwright, which drives Debian's Chromium in the page's
+        # tests (its own browser download, `playwright install`, is never used). jinja2 renders
+        # the Home Assistant discovery templates as HA would (tests/service/test_discovery.py).
+        "test": ["pytest>=8", "jsonschema>=4.20", "gpiozero>=2.0", *MONITOR, "playwright>=1.40",
+                 "jinja2>=3"],
     },
     entry_points={
         "console_scripts": [

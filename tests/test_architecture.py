@@ -8,20 +8,24 @@ from tests.conftest import REPO_ROOT
 
 # package prefix -> prefixes (of our own packages) it must never import
 FORBIDDEN = {
-    "edge.inference": ("edge.service", "edge.config", "edge.bench", "edge.cli"),
-    "edge.service": ("edge.bench", "edge.cli"),
-    "edge.config": ("edge.bench", "edge.cli"),
-    "edge.bench": ("edge.cli",),
+    "edge.inference": ("edge.service", "edge.config", "edge.bench", "edge.cli", "monitor"),
+    "edge.service": ("edge.bench", "edge.cli", "monitor"),
+    "edge.config": ("edge.bench", "edge.cli", "monitor"),
+    "edge.bench": ("edge.cli", "monitor"),
+    "monitor": ("edge.inference", "edge.service", "edge.bench", "edge.cli", "convert"),
 }
 CONVERT_MAY_IMPORT = ("edge.inference", "edge.errors", "edge.paths")
+# The central monitor runs apart from the daemon: of edge/ it shares only the errors, the settings
+# helpers and the strict YAML loader (the daemon's payload schemas it reads as files).
+MONITOR_MAY_IMPORT = ("edge.errors", "edge.settings", "edge.config.loader")
 # modules that mean network, GPIO, storage or TensorFlow: not in the inference core
 NOT_IN_INFERENCE = ("socket", "paho", "gpiozero", "picamera2", "sqlite3", "tensorflow")
 
 
 def _modules():
-    """{module name: file} for every module of edge/ and convert/."""
+    """{module name: file} for every module of edge/, convert/ and monitor/."""
     found = {}
-    for top in ("edge", "convert"):
+    for top in ("edge", "convert", "monitor"):
         for folder, _, files in os.walk(os.path.join(REPO_ROOT, top)):
             for name in files:
                 if name.endswith(".py"):
@@ -72,6 +76,17 @@ def test_convert_imports_only_the_inference_core_errors_and_paths():
     bad = [(m, n) for m, targets in GRAPH.items() if _under(m, "convert") for n in targets
            if _under(n, "edge") and not any(_under(n, ok) for ok in CONVERT_MAY_IMPORT)]
     assert not bad, bad
+
+
+def test_the_monitor_imports_only_the_errors_settings_and_config_loader_of_edge():
+    bad = [(m, n) for m, targets in GRAPH.items() if _under(m, "monitor") for n in targets
+           if _under(n, "edge") and n != "edge" and not any(_under(n, ok) for ok in MONITOR_MAY_IMPORT)]
+    assert not bad, bad
+
+
+def test_only_the_command_line_imports_the_monitor():
+    assert not [(m, n) for m, targets in GRAPH.items() if not _under(m, "monitor") and m != "edge.cli"
+                for n in targets if _under(n, "monitor")]
 
 
 def test_nothing_imports_the_command_line():

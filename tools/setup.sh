@@ -7,8 +7,8 @@
 #                           (~/.cache/maskdet or $MASKDET_CACHE), and the Debian packages of
 #                           the demo: mosquitto (an MQTT broker) and mosquitto-clients.
 #   tools/setup.sh --dev    all of the above plus the convert and test extras (TensorFlow,
-#                           pytest ...) and the Debian packages the tests use: systemd
-#                           (systemd-analyze), gcc, shellcheck, openssl.
+#                           pytest, the monitor's libraries ...) and the Debian packages the
+#                           tests use: systemd, gcc, shellcheck, openssl, postgresql, chromium.
 #
 # The Debian packages are optional: when apt-get cannot install them (not root, a busy dpkg
 # lock, an unreachable mirror) this warns and goes on; the tests that need them skip.
@@ -59,6 +59,8 @@ if [ "$DEV" -eq 1 ]; then
   want gcc gcc cc                   # the tests build a stand-in C shared library
   want shellcheck shellcheck        # lint setup.sh and install.sh (tests/daemon)
   want openssl openssl              # certificates for the TLS broker test
+  want postgresql pg_ctlcluster     # a real PostgreSQL for the monitor's database (tests/monitor)
+  want chromium chromium            # the monitor's page in a headless browser (tests/monitor)
 fi
 # Debian's python3 makes a venv only with python3-venv (ensurepip) installed.
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && [ ! -x .venv/bin/python ]; then
@@ -149,7 +151,7 @@ say "checking the install"
 mkdir -p runs
 .venv/bin/maskdet --help >/dev/null
 if [ "$DEV" -eq 1 ]; then
-  .venv/bin/python -c 'import tensorflow, pytest, jsonschema, gpiozero' 2>/dev/null \
+  .venv/bin/python -c 'import tensorflow, pytest, jsonschema, gpiozero, aiohttp, sqlalchemy' 2>/dev/null \
     || { echo "setup.sh: the convert / test extras do not import" >&2; exit 1; }
 fi
 if [ -f "$SHARED/data/videos/putting_on_mask.mp4" ]; then
