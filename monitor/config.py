@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from edge.config.loader import load_yaml
+from edge.config.mqtt import BrokerConfig, file_path, host_name
 from edge.errors import ConfigError
 from edge.settings import in_range, one_of, setting
 
@@ -24,47 +25,6 @@ DB_PASSWORD_ENV = "MASKDET_DB_PASSWORD"
 DB_PASSWORD_CREDENTIAL = "db-password"
 
 
-def _bad_characters(value):
-    """What is wrong with the characters of a name or path (control characters, not UTF-8)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "holds characters that cannot be written as UTF-8"
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
-        return "holds a control character (NUL, tab, newline ...)"
-    return None
-
-
-def host_name(value):
-    """A check for a host: a name or an IP address, nothing else."""
-    if not value.strip():
-        return "must not be empty: give a host name or IP address"
-    problem = _bad_characters(value)
-    if problem:
-        return problem
-    if any(c.isspace() for c in value) or "/" in value:
-        return "give only the host name or IP address (no scheme, path or spaces)"
-    if value.count(":") == 1:
-        return "give the port in its own key, not after the host"
-    return None
-
-
-def topic_prefix(value):
-    """A check for the topic prefix: topic levels joined by `/`, none empty, no wildcards."""
-    if not value:
-        return "must not be empty"
-    if value.startswith("/") or value.endswith("/") or "//" in value:
-        return "must not start or end with '/' nor hold '//' (empty topic levels)"
-    problem = _bad_characters(value)
-    if problem:
-        return problem
-    if "+" in value or "#" in value:
-        return "must not contain the MQTT wildcards + or #"
-    if value.startswith("$"):
-        return "must not start with '$' (reserved for the broker's own topics)"
-    return None
-
-
 def client_id(value):
     """A check for the MQTT client id, the name of the monitor's persistent session."""
     if not value or len(value) > 128:
@@ -72,13 +32,6 @@ def client_id(value):
     if not all(c.isalnum() or c in "-_.:" for c in value):
         return "use letters, digits, - _ . and : only"
     return None
-
-
-def file_path(value):
-    """A check for a path the config names."""
-    if not value.strip():
-        return "must not be empty: give a path or leave the key out"
-    return _bad_characters(value)
 
 
 def parse_listen(value):
@@ -145,35 +98,12 @@ def database_url(value):
 
 
 @dataclass(frozen=True)
-class TlsConfig:
-    """TLS towards the broker (the daemon's keys)."""
+class MqttConfig(BrokerConfig):
+    """The broker: the daemon's `mqtt` keys that a subscriber needs (it subscribes to
+    <prefix>/#), and its session's name."""
 
-    ca_file: Optional[str] = setting(None, "CA bundle (PEM); null: the system's", file_path)
-    cert_file: Optional[str] = setting(None, "client certificate (PEM)", file_path)
-    key_file: Optional[str] = setting(None, "client key (PEM, not encrypted); null: in cert_file", file_path)
-    insecure: bool = setting(False, "skip host name checks (testing only)")
-
-    def __post_init__(self):
-        if self.key_file and not self.cert_file:
-            raise ValueError("mqtt.tls.key_file is set without cert_file")
-
-
-@dataclass(frozen=True)
-class MqttConfig:
-    """The broker: the daemon's `mqtt` keys that a subscriber needs, and its session's name."""
-
-    host: str = setting("localhost", "broker host name or IP address", host_name)
-    port: int = setting(1883, "broker port", in_range(1, 65535))
-    prefix: str = setting("maskdet", "the daemons' topic prefix; the monitor subscribes to <prefix>/#",
-                          topic_prefix)
     client_id: str = setting("maskdet-monitor", "the persistent session's name at the broker: one "
                              "per monitor, kept across restarts", client_id)
-    username: Optional[str] = setting(None, "user name")
-    password_env: str = setting("MASKDET_MQTT_PASSWORD", "environment variable holding the password")
-    password_credential: str = setting("mqtt-password", "systemd credential holding the password "
-                                       "($CREDENTIALS_DIRECTORY/<name>)")
-    tls: Optional[TlsConfig] = setting(None, "TLS settings; absent: plain TCP")
-    keepalive_s: int = setting(30, "MQTT keepalive", in_range(5, 3600))
 
 
 @dataclass(frozen=True)

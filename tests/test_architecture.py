@@ -16,8 +16,9 @@ FORBIDDEN = {
 }
 CONVERT_MAY_IMPORT = ("edge.inference", "edge.errors", "edge.paths")
 # The central monitor runs apart from the daemon: of edge/ it shares only the errors, the settings
-# helpers and the strict YAML loader (the daemon's payload schemas it reads as files).
-MONITOR_MAY_IMPORT = ("edge.errors", "edge.settings", "edge.config.loader")
+# helpers, the strict YAML loader and the broker section (the daemon's payload schemas it reads
+# as files).
+MONITOR_MAY_IMPORT = ("edge.errors", "edge.settings", "edge.config.loader", "edge.config.mqtt")
 # modules that mean network, GPIO, storage or TensorFlow: not in the inference core
 NOT_IN_INFERENCE = ("socket", "paho", "gpiozero", "picamera2", "sqlite3", "tensorflow")
 
@@ -82,6 +83,21 @@ def test_the_monitor_imports_only_the_errors_settings_and_config_loader_of_edge(
     bad = [(m, n) for m, targets in GRAPH.items() if _under(m, "monitor") for n in targets
            if _under(n, "edge") and n != "edge" and not any(_under(n, ok) for ok in MONITOR_MAY_IMPORT)]
     assert not bad, bad
+
+
+def test_the_monitor_loads_neither_the_inference_core_nor_opencv():
+    """What the monitor imports of edge/ really stays light (a package's __init__ could pull in
+    more than the graph above shows)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, monitor.config, monitor.payloads; "
+            "print(sorted(m for m in sys.modules if m.startswith(('edge.inference', 'edge.service', "
+            "'cv2', 'numpy'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
 
 
 def test_only_the_command_line_imports_the_monitor():

@@ -60,7 +60,7 @@ def write(tmp_path, text):
     ("database: 'sqlite://'\n", "SQLite needs a file"),
     ("database: postgresql://u:secret@h/db\n", "holds a password"),
     ("database: not a url\n", "not a database URL"),
-    ("mqtt:\n  prefix: maskdet/#\n", "wildcards"),
+    ("mqtt:\n  prefix: maskdet/#\n", "an MQTT wildcard"),
     ("mqtt:\n  client_id: 'has space'\n", "client_id"),
     ("mqtt:\n  host: 'mqtt://broker'\n", "host name"),
     ("log_level: LOUD\n", "log_level"),
