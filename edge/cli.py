@@ -1,7 +1,10 @@
 """`maskdet`: the edge command line. Each command is a `Command` in COMMANDS: its name, its
 `cmd_*` function, one line of help and a function adding its options, whose help and defaults
 come from the settings classes and the detector registry, so the command line, the config and the
-bench offer the same choices. A new command is one more entry in COMMANDS."""
+bench offer the same choices. A new command is one more entry in COMMANDS.
+
+The inference core is imported by the commands and options that need it, never at the top:
+`maskdet monitor` (which runs on a box without it) builds only its own options."""
 import argparse
 import json
 import logging
@@ -12,15 +15,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from edge import __version__
-from edge.config import DEFAULT_PATH
 from edge.errors import DataError, MaskdetError, run_reporting
-from edge.inference.accelerator import ACCELERATOR_MODES, AcceleratorSettings
-from edge.inference.detectors import DETECTORS, DetectorSettings, describe_types
-from edge.inference.detectors.yunet import ENGINES
-from edge.inference.images import IMAGE_EXTENSIONS, is_image_file, list_images, read_image
-from edge.inference.pipeline import ClassifierSettings, json_score
-from edge.inference.runtime import RUNTIME_MODULES
-from edge.paths import default_classifier
+from edge.paths import DEFAULT_CONFIG as DEFAULT_PATH, default_classifier
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +37,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def expand_inputs(paths):
     """(image paths, errors) from the arguments: a folder stands for the images in it (not its
     subfolders); a folder without images, or one that cannot be listed, is an error."""
+    from edge.inference.images import IMAGE_EXTENSIONS, list_images
+
     images, errors = [], []
     for path in paths:
         if not os.path.isdir(path):
@@ -61,6 +59,8 @@ def annotation_names(paths, folder):
     """Where `--annotate` writes each input: its file name in `folder`, `.jpg` added when the name
     has no image extension, and `_2`, `_3` ... when two inputs share a name. An input that lies in
     `folder` itself is never overwritten."""
+    from edge.inference.images import is_image_file
+
     real_folder = os.path.realpath(folder)
     taken = {os.path.basename(p) for p in paths
              if os.path.dirname(os.path.realpath(p)) == real_folder}
@@ -85,10 +85,14 @@ def _report(message):
 
 
 def _accelerator(args):
+    from edge.inference.accelerator import AcceleratorSettings
+
     return AcceleratorSettings(args.accelerator, args.device, args.require_accelerator, args.threads)
 
 
 def _detector(args):
+    from edge.inference.detectors import DetectorSettings
+
     return DetectorSettings(type=args.detector, model=args.detector_model, variant=args.variant,
                             score_threshold=args.face_threshold, detect_width=args.detect_width,
                             engine=args.detector_engine)
@@ -98,6 +102,8 @@ def _each_image(paths, handle, errors=()):
     """Run `handle(path, image, decode_ms)` per image; `errors` (from `expand_inputs`) and bad
     images are reported in one line each and the rest of the batch goes on. Exit status 1 when any
     failed."""
+    from edge.inference.images import read_image
+
     for message in errors:
         _report(message)
     failures = len(errors)
@@ -124,7 +130,7 @@ def _annotation_folder(folder):
 def cmd_detect(args):
     """Find faces in images and classify each."""
     from edge.inference.annotate import caption, draw_faces
-    from edge.inference.pipeline import build_pipeline
+    from edge.inference.pipeline import ClassifierSettings, build_pipeline
 
     pipeline = build_pipeline(_detector(args), ClassifierSettings(args.classifier, args.min_face),
                               _accelerator(args))
@@ -160,6 +166,7 @@ def cmd_classify(args):
     """Classify images that each hold one face."""
     from edge.inference.annotate import describe
     from edge.inference.classifier import MaskClassifier, as_rgb
+    from edge.inference.pipeline import json_score
 
     classifier = MaskClassifier.open(args.classifier, _accelerator(args))
 
@@ -232,6 +239,8 @@ def cmd_check_config(args):
 
 
 def _add_accelerator_args(p):
+    from edge.inference.accelerator import ACCELERATOR_MODES, AcceleratorSettings
+
     defaults = AcceleratorSettings()
     p.add_argument("--accelerator", choices=ACCELERATOR_MODES, default=defaults.mode,
                    help="auto: the Edge TPU when an _edgetpu.tflite model lies beside the CPU "
@@ -251,6 +260,10 @@ def _add_image_args(p):
 
 
 def _add_detect_args(p):
+    from edge.inference.detectors import DETECTORS, DetectorSettings, describe_types
+    from edge.inference.detectors.yunet import ENGINES
+    from edge.inference.pipeline import ClassifierSettings
+
     _add_image_args(p)
     defaults = DetectorSettings()
     p.add_argument("--detector", default=defaults.type, choices=tuple(DETECTORS),
@@ -274,6 +287,7 @@ def _add_detect_args(p):
 
 def _add_bench_args(p):
     from edge.bench.run import BACKENDS
+    from edge.inference.runtime import RUNTIME_MODULES
 
     p.add_argument("--classifier", default=default_classifier(), help="classifier metadata JSON")
     p.add_argument("--frames", type=int, default=60, help="frames taken from each video")
@@ -390,8 +404,10 @@ COMMANDS = [
 ]
 
 
-def build_parser(commands=None):
-    """The argument parser of maskdet, with a subcommand per entry of `commands` (COMMANDS)."""
+def build_parser(commands=None, only=None):
+    """The argument parser of maskdet, with a subcommand per entry of `commands` (COMMANDS);
+    with `only`, the options of that command alone are built (the others' would import what
+    that command does not need)."""
     commands = COMMANDS if commands is None else commands
     listing = "\n".join(f"  {c.name:<14} {c.help}" for c in commands)
     parser = argparse.ArgumentParser(
@@ -406,14 +422,17 @@ def build_parser(commands=None):
     for command in commands:  # no help= here: the epilog lists the commands once
         p = sub.add_parser(command.name, description=command.help, formatter_class=HelpFormatter)
         p.set_defaults(func=command.func)
-        if command.add_arguments:
+        if command.add_arguments and only in (None, command.name):
             command.add_arguments(p)
     return parser
 
 
 def main(argv=None):
     """Entry point: run a subcommand; MaskdetErrors print one line and set the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    named = next((a for a in argv if not a.startswith("-")), None)
+    only = named if named in {c.name for c in COMMANDS} else None
+    args = build_parser(only=only).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     return run_reporting("maskdet", lambda: args.func(args))

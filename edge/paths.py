@@ -2,6 +2,7 @@
 import os
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = "/etc/maskdet/config.yaml"  # the daemon's config file
 
 
 def models_dir():

@@ -144,3 +144,16 @@ def test_there_is_no_import_cycle():
         if module not in state:
             visit(module, [module])
     assert not cycles, cycles
+
+
+def test_maskdet_monitor_builds_its_options_without_the_inference_core():
+    import subprocess
+    import sys
+
+    code = ("import sys; from edge.cli import main\n"
+            "try:\n    main(['monitor', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.startswith(('edge.inference', 'cv2'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--config" in proc.stdout and "LOADED []" in proc.stdout, proc.stdout

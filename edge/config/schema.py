@@ -12,6 +12,7 @@ from edge.config.loader import load_yaml
 from edge.config.mqtt import (  # noqa: F401  (the mqtt section's classes are part of the schema)
     HomeAssistantConfig, MqttConfig, TlsConfig, file_path, topic_level)
 from edge.errors import ConfigError
+from edge.paths import DEFAULT_CONFIG
 from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.detectors import DetectorSettings
 from edge.inference.pipeline import ClassifierSettings
@@ -19,7 +20,7 @@ from edge.service.decision import DecisionSettings
 from edge.service.indicator import pin_conflicts, pin_problem
 from edge.settings import in_range, one_of
 
-DEFAULT_PATH = "/etc/maskdet/config.yaml"
+DEFAULT_PATH = DEFAULT_CONFIG
 
 
 def _help(text, check=None, **extra):
