@@ -15,7 +15,7 @@ import ssl
 import time
 
 from edge.errors import MaskdetError
-from monitor import systemd
+from edge import systemd_notify as systemd
 from monitor.auth import Auth
 from monitor.config import (check_monitor_config, db_password, describe, http_token, parse_listen,
                             sqlite_folder)

@@ -36,7 +36,7 @@ from edge.service.publisher import Publisher
 from edge.service.snapshots import Snapshots
 from edge.service.sources import create_source
 from edge.service.handover import handover, http_token, use_settings
-from edge.service.systemd_notify import notify, watchdog_interval
+from edge.systemd_notify import notify, watchdog_interval
 
 log = logging.getLogger(__name__)
 

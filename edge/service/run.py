@@ -14,7 +14,7 @@ import threading
 from edge.config.checks import check_config
 from edge.errors import ConfigError, FetchError, MaskdetError, ModelError
 from edge.service.daemon import Daemon
-from edge.service.systemd_notify import Heartbeat, monotonic_usec, notify
+from edge.systemd_notify import Heartbeat, monotonic_usec, notify
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""sd_notify(3) without a dependency: READY, RELOADING, WATCHDOG, STATUS and STOPPING to
-$NOTIFY_SOCKET, and a heartbeat that feeds the watchdog while a long step runs."""
+"""sd_notify(3) without a dependency, for the daemon's and the monitor's units: READY, RELOADING,
+WATCHDOG, STATUS and STOPPING to $NOTIFY_SOCKET, and a heartbeat that feeds the watchdog while a
+long step runs. Outside systemd every call is a no-op."""
 import logging
 import os
 import socket
@@ -14,7 +15,8 @@ _failed = set()  # sockets a failure was logged for (once each, not once per pin
 
 def notify(message, environ=os.environ):
     """Send one notification; False when not run by systemd with Type=notify, or when the socket
-    cannot be reached (logged once; a notification is never worth stopping the service)."""
+    cannot be reached (logged once; a notification is never worth stopping the service). It never
+    blocks: a socket nobody reads would otherwise hold the caller once its queue fills."""
     address = environ.get("NOTIFY_SOCKET")
     if not address:
         return False
@@ -22,8 +24,9 @@ def notify(message, environ=os.environ):
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
     except OSError as exc:
         level = logging.DEBUG if address in _failed else logging.WARNING
         _failed.add(address)
