@@ -61,6 +61,8 @@ setup(
             "tqdm>=4.60",
             # Reads .tflite flatbuffers (ops, options, tensors) for check-edgetpu.
             "tflite==2.18.0",
+            # The model metadata is checked against its JSON Schema before it is written.
+            "jsonschema>=4.20",
         ],
         "pi": ["gpiozero>=2.0", "lgpio>=0.2"],
         "monitor": MONITOR,

@@ -147,8 +147,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 say "checking the install"
-# systemd/demo.yaml keeps its outbox of unsent events in runs/ (ignored by git).
-mkdir -p runs
 .venv/bin/maskdet --help >/dev/null
 if [ "$DEV" -eq 1 ]; then
   .venv/bin/python -c 'import tensorflow, pytest, jsonschema, gpiozero, aiohttp, sqlalchemy' 2>/dev/null \
@@ -174,7 +172,7 @@ elif command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
     echo "  start the MQTT broker:             $mosquitto -d    (no systemd here; or: $mosquitto -p 1883 &)"
   fi
 else
-  echo "  (no MQTT broker installed: the demo's events wait in runs/outbox.db)"
+  echo "  (no MQTT broker installed: the demo keeps its events in memory and logs each decision)"
 fi
 echo "  watch its messages (2nd terminal): mosquitto_sub -h localhost -t 'maskdet/#' -v"
 echo "  run the detector service demo:     .venv/bin/maskdet run --config systemd/demo.yaml"
