@@ -101,7 +101,7 @@ else
   else
     note "installing them with apt-get (about a minute)"
     if ! apt_install "${missing[@]}"; then
-      warn "going on without ${missing[*]}: without a broker the demo's events wait in its outbox,"
+      warn "going on without ${missing[*]}: without a broker the demo only logs its decisions,"
       warn_more "and the tests that need them skip; run $SELF again later"
     fi
   fi
