@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 
+from edge.errors import DataError
+
 
 def _stats(values):
     values = np.asarray(values, dtype=np.float64)
@@ -18,7 +20,8 @@ def _stats(values):
 
 
 def run(frames_file, out_file):
-    """Time the baseline over the frames stored in an .npz; write stage statistics."""
+    """Time the baseline over the frames stored in an .npz (more than the 3 warm-up frames);
+    write stage statistics."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -36,6 +39,9 @@ def run(frames_file, out_file):
     detector = create_detector(DetectorSettings("res10"))
     data = np.load(frames_file)
     frames, decode_ms = data["frames"], data["decode_ms"]
+    if len(frames) <= 3:
+        raise DataError(f"{frames_file}: {len(frames)} frame(s); the baseline needs more than the "
+                        "3 warm-up frames")
     stages = {"decode": [], "detect": [], "classify": [], "total": []}
     for i, (frame, decode) in enumerate(zip(frames, decode_ms)):
         start = time.perf_counter()

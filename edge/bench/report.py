@@ -38,6 +38,7 @@ def machine():
 
 
 def recall_table(recall):
+    """A Markdown table of detector recall by face size, per backend and scene set."""
     bins = [bin_name(lo, hi) for lo, hi in SIZE_BINS]
     head = "| detector / set | " + " | ".join(f"masked {b}" for b in bins) + " | " + \
         " | ".join(f"unmasked {b}" for b in bins) + " | unmatched detections | ms / photo |"
@@ -54,6 +55,7 @@ def recall_table(recall):
 
 
 def latency_table(latency):
+    """A Markdown table of per-stage latency, per backend, runtime and frame set."""
     rows = ["| detector / runtime / frames | frames | decode | detect | crop + classify | total | fps |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in latency.items():
