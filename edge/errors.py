@@ -37,6 +37,13 @@ class EndOfStream(SourceError):
     """A file or folder (not looped) has no more frames."""
 
 
+class GpioError(MaskdetError):
+    """The GPIO pins cannot be driven here: gpiozero is missing or no pin factory works (not a
+    Raspberry Pi, or no lgpio). Exit status 69 (EX_UNAVAILABLE)."""
+
+    exit_code = 69
+
+
 class FetchError(MaskdetError):
     """A third-party file could not be fetched or failed its checksum."""
 

@@ -9,7 +9,8 @@ def check_gpio(gpio, pin_factory=None):
     """Each configured pin can be claimed through gpiozero (then released, off): the service's
     own Indicator opens them. gpiozero missing, or no pin factory (not a Raspberry Pi), is said."""
     from edge.errors import ConfigError
-    from edge.service.indicator import ROLES, WHAT, GpioError, Indicator
+    from edge.errors import GpioError
+    from edge.service.indicator import ROLES, WHAT, Indicator
 
     name = "gpio"
     configured = [role for role in ROLES if getattr(gpio, role) is not None]

@@ -17,19 +17,12 @@ import threading
 import time
 import warnings
 
-from edge.errors import ConfigError, MaskdetError
+from edge.errors import ConfigError, GpioError
 
 log = logging.getLogger(__name__)
 
 ROLES = ("green", "red", "buzzer")
 WHAT = {"green": "green LED", "red": "red LED", "buzzer": "buzzer"}
-
-
-class GpioError(MaskdetError):
-    """The GPIO pins cannot be driven here: gpiozero is missing or no pin factory works (not a
-    Raspberry Pi, or no lgpio). Exit status 69 (EX_UNAVAILABLE)."""
-
-    exit_code = 69
 
 
 # The 40-pin header (J8), the same on every Raspberry Pi since the B+: physical pin ->

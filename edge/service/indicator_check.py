@@ -6,7 +6,8 @@ import signal
 import threading
 
 from edge.errors import ConfigError
-from edge.service.indicator import ROLES, WHAT, GpioError, Indicator
+from edge.errors import GpioError
+from edge.service.indicator import ROLES, WHAT, Indicator
 
 EX_FAILED = 1
 EX_USAGE = 64

@@ -20,7 +20,8 @@ from edge.config.loader import load_yaml  # noqa: E402
 from edge.config.schema import BuzzerConfig, GpioConfig, PinConfig  # noqa: E402
 from edge.errors import ConfigError  # noqa: E402
 from edge.paths import REPO_ROOT  # noqa: E402
-from edge.service.indicator import (PHYSICAL, GpioError, Indicator, bcm_of, describe_pin,  # noqa: E402
+from edge.errors import GpioError  # noqa: E402
+from edge.service.indicator import (PHYSICAL, Indicator, bcm_of, describe_pin,  # noqa: E402
                                     parse_pin, pin_conflicts, pin_problem)
 from edge.service.indicator_check import NO_PINS, run_indicator_check  # noqa: E402
 
