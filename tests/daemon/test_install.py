@@ -530,7 +530,6 @@ def test_setup_installs_the_edge_runtime_only_and_goes_on_when_apt_fails(setup_t
     assert steps == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
     assert "mosquitto_sub -h localhost -t 'maskdet/#' -v" in proc.stdout
     assert ".venv/bin/maskdet run --config systemd/demo.yaml" in proc.stdout
-    assert (tree / "runs").is_dir()  # where systemd/demo.yaml keeps its outbox
 
 
 def test_setup_dev_adds_the_extras_and_the_test_packages(setup_tree):
