@@ -5,6 +5,7 @@ the server, and changing the token ends every session. Without a token the monit
 on loopback (the config check refuses anything else)."""
 import hashlib
 import hmac
+import re
 import time
 
 COOKIE = "maskdet_monitor_session"
@@ -39,7 +40,7 @@ class Auth:
     def session_valid(self, value, now=None):
         """True for an unexpired cookie this token signed."""
         expiry, _, signature = (value or "").partition(".")
-        if not expiry.isdigit() or not signature:
+        if not re.fullmatch(r"[0-9]{1,12}", expiry) or not signature:
             return False
         if int(expiry) < (time.time() if now is None else now):
             return False

@@ -12,6 +12,7 @@ import datetime
 import functools
 import importlib.util
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -91,12 +92,20 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is not a finite number")
+    return value
+
+
 def decode_json(payload):
     """A JSON object from a payload: at most MAX_JSON_BYTES of UTF-8, no NaN or Infinity."""
     if len(payload) > MAX_JSON_BYTES:
         raise DataError(f"payload of {len(payload)} bytes is over the limit of {MAX_JSON_BYTES}")
     try:
-        data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+        data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant,
+                          parse_float=_finite_float)
     except UnicodeDecodeError:
         raise DataError("payload is not UTF-8") from None
     except RecursionError:

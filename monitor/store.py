@@ -103,12 +103,15 @@ class DatabaseError(MaskdetError):
         self.transient = transient
 
 
-TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
+# What a message itself can cause (a value the database refuses); every other database error is
+# the database's (down, read-only after a failover, privileges lost, a table missing): retried
+# with back-off, and nothing is acknowledged meanwhile.
+BAD_MESSAGE = (sa.exc.IntegrityError, sa.exc.DataError)
 
 
 def database_error(exc):
     """The DatabaseError of a driver or SQLAlchemy exception."""
-    transient = isinstance(exc, TRANSIENT) or getattr(exc, "connection_invalidated", False)
+    transient = not isinstance(exc, BAD_MESSAGE) or getattr(exc, "connection_invalidated", False)
     return DatabaseError(one_line(exc), transient)
 
 

@@ -36,6 +36,8 @@ from monitor.views import devices_view, event_view, hourly_view, iso
 
 log = logging.getLogger(__name__)
 
+EPOCH_MS = re.compile(r"-?[0-9]{1,15}")  # epoch milliseconds, within what SQL and dates hold
+
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_LIMIT = 1000
 DEFAULT_HOURS = 24
@@ -73,7 +75,7 @@ def _time(query, key):
     value = query.get(key)
     if not value:
         return None
-    if value.lstrip("-").isdigit():
+    if EPOCH_MS.fullmatch(value):
         return int(value)  # epoch milliseconds
     try:  # a time without a zone is UTC
         return parse_time_ms(value if ZONE.search(value) else value + "Z")
@@ -93,7 +95,7 @@ def filters_from(query):
 
 def _limit(query):
     text = query.get("limit", "50")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_LIMIT:
         raise bad_request(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 
@@ -103,7 +105,7 @@ def _cursor(query):
     if not text:
         return None
     time_ms, _, event_id = text.partition(".")
-    if not time_ms.lstrip("-").isdigit() or not EVENT_ID.fullmatch(event_id):
+    if not EPOCH_MS.fullmatch(time_ms) or not EVENT_ID.fullmatch(event_id):
         raise bad_request("cursor is not one this API gave")
     return int(time_ms), event_id
 
@@ -120,18 +122,12 @@ async def blocking(call, *args):
 
 # --- middlewares -------------------------------------------------------------------------
 
-@web.middleware
-async def security_headers(request, handler):
-    """Headers that keep the page from being framed, sniffed or leaking its address."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers.update(SECURITY_HEADERS)
-        raise
+async def security_headers(request, response):
+    """Headers that keep the page from being framed, sniffed or leaking its address, set as each
+    response is prepared (streamed ones too: the CSV export, the live feed)."""
     response.headers.update(SECURITY_HEADERS)
     if request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 @web.middleware
@@ -338,7 +334,8 @@ async def api_stream(request):
 
 def make_app(config, store, ingest, hub, auth):
     """The aiohttp application."""
-    app = web.Application(middlewares=[security_headers, require_token], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[require_token], client_max_size=64 * 1024)
+    app.on_response_prepare.append(security_headers)
     app[CONFIG], app[STORE], app[INGEST], app[HUB], app[AUTH] = config, store, ingest, hub, auth
     app.router.add_get("/", index)
     app.router.add_get("/login", login_form)

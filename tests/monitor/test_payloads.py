@@ -105,3 +105,14 @@ def test_a_device_clock_that_is_not_set_is_not_believed():
     # A replay of an outbox after a long outage keeps its (older, true) time.
     old = parse("maskdet/pi-a/door/event", event(time="2026-09-01T00:00:00Z"))
     assert EARLIEST_BELIEVED_MS < old.time_ms < NOW_MS and old.clock_note is None
+
+
+def test_a_number_too_large_for_a_float_is_refused_like_nan():
+    import pytest
+
+    from edge.errors import DataError
+    from monitor.payloads import decode_json
+
+    with pytest.raises(DataError, match="finite"):
+        decode_json(b'{"fps": 1e400}')
+    assert decode_json(b'{"fps": 12.5}') == {"fps": 12.5}

@@ -83,6 +83,7 @@ def test_events_filters_and_paging(monitor):
 @pytest.mark.parametrize("query, says", [
     ("limit=0", "limit"), ("limit=abc", "limit"), ("limit=100000", "limit"), ("since=yesterday", "since"),
     ("cursor=xyz", "cursor"), ("device=" + "d" * 100, "device"), ("since=2&until=1", "before"),
+    ("limit=%C2%B2", "limit"), ("since=%C2%B2", "since"), ("since=" + "9" * 30, "since"),
 ])
 def test_bad_parameters_are_400_with_the_reason(monitor, query, says):
     status, _, body = get(f"{monitor.url}/api/events?{query}")
@@ -110,6 +111,8 @@ def test_csv_export(monitor):
     assert len(rows) == 21 and all(r["type"] == "mask" for r in rows)
     assert next(r for r in rows if r["id"] == "h" * 32)["device"] == "'=cmd"  # no formula
     assert rows[0]["time"].endswith("Z")
+    # a streamed response gets the security headers too: people's events are never cached
+    assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_security_headers_and_static_files(monitor):
