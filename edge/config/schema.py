@@ -191,6 +191,12 @@ class Config:
         names = [c.name for c in self.cameras]
         if len(names) != len(set(names)):
             raise ValueError(f"camera names must differ, got {names}")
+        # Home Assistant ids turn '-' into '_' (and ignore case): front-door and front_door
+        # would be one entity there.
+        ids = [n.replace("-", "_").lower() for n in names]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"camera names must differ by more than '-' / '_' and case (Home "
+                             f"Assistant would see one camera), got {names}")
 
 
 def load_config(path=DEFAULT_PATH):

@@ -281,20 +281,22 @@ class Daemon:
             self.http.offer(frame.camera, frame.number, frame.image, result.faces)
         for d in view.observe(result.faces, frame.seen_at):
             log.info("camera %s: person %d %s (%.2f)", frame.camera, d.track_id, d.kind, d.score)
-            self._publish_decision(frame, d)
+            self._publish_decision(frame, d, [f.box for f in result.faces])
 
     def _context(self, camera):
         """The fields every event of `camera` carries (`payloads.event_context`)."""
         return payloads.event_context(self.frame_sizes.get(camera, (1, 1)), self.model,
                                       self.config.detector.type, edge.__version__)
 
-    def _publish_decision(self, frame, d):
-        """A decision's event, with its snapshot requested first (so the event names it)."""
+    def _publish_decision(self, frame, d, faces):
+        """A decision's event, with its snapshot requested first (so the event names it);
+        `faces`: every face box of the frame (each is blurred in the snapshot)."""
         event_id = uuid.uuid4().hex
         context = self._context(frame.camera)
         if self.snapshots is not None and self.snapshots.wants(d.kind):
             context["snapshot"] = self.snapshots.request(event_id, frame.camera, frame.image,
-                                                         d.box, d.kind, d.score, frame.captured_at)
+                                                         d.box, d.kind, d.score, frame.captured_at,
+                                                         faces)
         self._publish_event(frame.camera, payloads.event(
             d.kind, frame.camera, d.track_id, d.score, d.box, self.config.device_id,
             now=frame.captured_at, event_id=event_id, context=context))

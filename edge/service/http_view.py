@@ -252,9 +252,14 @@ def _offered_tokens(headers):
     return offered
 
 
+MAX_CONNECTIONS = 32  # open connections at once (a thread each); more are closed at once
+REQUEST_TIMEOUT_S = 10.0  # a client that sends no request in this time is dropped
+
+
 class _Server(http.server.ThreadingHTTPServer):
-    """Daemon threads (a stuck viewer never holds up a stop), IPv6 when the address is, and
-    errors logged instead of printed."""
+    """Daemon threads (a stuck viewer never holds up a stop), at most MAX_CONNECTIONS of them
+    (idle connections cannot use up the device's threads and files), IPv6 when the address is,
+    and errors logged instead of printed."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -262,10 +267,35 @@ class _Server(http.server.ThreadingHTTPServer):
     def __init__(self, address, handler):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        """Serve the connection in a thread of its own, or close it when all are taken."""
+        if not self._slots.acquire(blocking=False):
+            log.debug("HTTP view: %d connections open; closing one from %s", MAX_CONNECTIONS,
+                      client_address)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request, client_address):
         log.debug("HTTP view: error serving %s", client_address, exc_info=True)
+
+
+def _without_query(text):
+    """A request line or path with its query string cut (`/?token=...` -> `/?...`)."""
+    head, mark, rest = text.partition("?")
+    if not mark:
+        return text
+    tail = rest.split(" ", 1)
+    return head + "?..." + (" " + tail[1] if len(tail) > 1 else "")
 
 
 def _handler(view):
@@ -284,8 +314,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     view = None
     server_version = "maskdet"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT_S  # reading the request; a live stream sets its own write timeout
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        """Debug log of each request, without its query string (it may carry the token)."""
+        args = tuple(_without_query(a) if isinstance(a, str) else a for a in args)
         log.debug("HTTP %s: " + format, self.address_string(), *args)
 
     def do_GET(self):  # noqa: N802 - the base class's name
@@ -295,7 +328,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             log.debug("HTTP view: %s went away", self.address_string())
         except Exception:
             self.view.errors += 1
-            log.exception("HTTP view: %s failed", self.path[:200])
+            log.exception("HTTP view: %s failed", _without_query(self.path)[:200])
             try:
                 self._send(500, b"internal error\n", "text/plain; charset=utf-8")
             except OSError:

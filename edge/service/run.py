@@ -124,7 +124,20 @@ class Service:
             self.daemon = successor
             logging.getLogger().setLevel(successor.config.log_level)
             log.info("configuration reloaded from %s", self.config_path)
+            self._start_reloaded(successor)
+
+    @staticmethod
+    def _start_reloaded(successor):
+        """Start the Daemon a reload built. The running one has handed over already, so there is
+        no way back: a part that fails to start (the lights, the warm-up inference) is logged
+        and the frame loop runs without it rather than the service dying."""
+        try:
             successor.start()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the door must keep its loop
+            log.error("the reloaded configuration did not start completely (%s); watching on "
+                      "with what did start: fix the config and reload again", _one_line(exc),
+                      exc_info=not isinstance(exc, MaskdetError))
+            notify("READY=1\nSTATUS=watching (degraded: see the log)")
 
     def _build_successor(self):
         """The Daemon for the reloaded config, or None (logged) when it is refused."""

@@ -40,6 +40,7 @@ class Request:
     score: float
     time: float
     path: str = None
+    faces: tuple = ()  # every face box of the frame: each is blurred, not only the person's
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,20 @@ def make_jpeg(request, config, blur):
     person's box and caption (`crop: frame`); blurred first when `blur`; shrunk to max_width;
     its comment names the snapshot and the event."""
     image = request.image
+    boxes = [request.box, *(f for f in request.faces if tuple(f) != tuple(request.box))]
     if config.crop == "frame":
         out = image.copy()
         if blur:
-            blur_regions(out, [request.box])
-        draw_faces(out, [_Box(request.box, request.kind, request.score)])
+            blur_regions(out, boxes)
+        out = draw_faces(out, [_Box(request.box, request.kind, request.score)])
     else:
         out = crop(image, request.box, config.margin)
         bounds = crop_bounds(request.box, image.shape, config.margin)
         if blur and bounds is not None:
             left, top = bounds[:2]
-            blur_regions(out, [tuple(v - o for v, o in zip(request.box, (left, top, left, top)))])
+            blur_regions(out, [tuple(v - o for v, o in zip(b, (left, top, left, top))) for b in boxes])
         elif blur:  # nothing of the box inside: the whole frame came back
-            blur_regions(out, [request.box])
+            blur_regions(out, boxes)
     comment = (f"maskdet snapshot {request.snapshot_id} camera {request.camera} "
                f"{describe(request.kind, request.score)} {payloads.utc_now_iso(request.time)}")
     return encode_jpeg(shrink(out, config.max_width), config.jpeg_quality, comment)
@@ -113,14 +115,15 @@ class Snapshots:
             self._thread.start()
         return self
 
-    def request(self, snapshot_id, camera, image, box, kind, score, when):
+    def request(self, snapshot_id, camera, image, box, kind, score, when, faces=()):
         """From the frame loop: queue a snapshot (no copy of the frame, never blocks); returns
         what the event says of it (`payloads.snapshot_ref`), or None when the queue is full (the
         snapshot is dropped and counted)."""
         path = os.path.join(self.folder, file_name(snapshot_id, camera, when)) if self.folder else None
         try:
             self._queue.put_nowait(Request(snapshot_id, camera, image, tuple(box), kind,
-                                           float(score), when, path))
+                                           float(score), when, path,
+                                           tuple(tuple(f) for f in faces)))
         except queue.Full:
             self.dropped += 1
             log.warning("snapshot of %s %s dropped: %d are waiting to be made", camera,

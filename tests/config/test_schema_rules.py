@@ -253,3 +253,16 @@ def test_an_unreadable_config_names_the_file(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)  # a folder
     assert_one_line_error(caught.value, tmp_path, "cannot read")
+
+
+def test_camera_names_that_home_assistant_would_merge_are_refused(tmp_path):
+    from edge.config.loader import load_yaml
+    from edge.config.schema import Config
+
+    text = """
+cameras:
+  - {name: front-door, source: {type: opencv, url: /dev/video0}}
+  - {name: front_door, source: {type: opencv, url: /dev/video1}}
+"""
+    with pytest.raises(ConfigError, match="Home Assistant would see one camera"):
+        load_yaml(Config, text, "c.yaml")

@@ -385,3 +385,14 @@ def test_sigterm_during_an_alert_leaves_a_true_final_state_and_the_lights_off(
     assert availability(retained) == ["offline"]
     assert last_states(retained, len(retained))["door"]["alert"] is False
     later.close()
+
+
+def test_a_reloaded_daemon_that_fails_to_start_is_logged_and_the_service_goes_on(caplog):
+    """After the hand-over there is no way back: a part that fails to start is reported and the
+    frame loop goes on (the service does not die with the door's light)."""
+    class Successor:
+        def start(self):
+            raise ModelError("/opt/maskdet/models/x.json: the warm-up inference failed")
+
+    run_module.Service._start_reloaded(Successor())  # does not raise
+    assert "did not start completely" in caplog.text and "warm-up" in caplog.text

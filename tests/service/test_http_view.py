@@ -3,6 +3,7 @@ the viewer limit, the stop, and the frame loop's hand-over never blocking."""
 import base64
 import http.client
 import json
+import logging
 import threading
 import time
 
@@ -201,3 +202,28 @@ def test_a_failing_route_answers_500_is_logged_and_the_server_goes_on(view, capl
     assert response.status == 500 and b"bug" not in body  # no details to the network
     assert "a bug in a gauge" in caplog.text and v.errors == 1
     assert get(v, "/api/state")[0].status == 200
+
+
+def test_the_token_in_a_query_never_reaches_the_log(view, caplog):
+    caplog.set_level(logging.DEBUG, logger="edge.service.http_view")
+    v = view(TOKEN)
+    assert get(v, "/?token=" + TOKEN)[0].status == 303
+    assert get(v, "/api/state?token=" + TOKEN)[0].status in (200, 401)
+    assert any("HTTP" in r.getMessage() for r in caplog.records)  # requests are logged ...
+    assert TOKEN not in caplog.text  # ... without the token
+
+
+def test_a_connection_that_sends_nothing_is_dropped_and_cannot_starve_the_others(view):
+    import socket
+
+    from edge.service import http_view
+
+    v = view()
+    idle = [socket.create_connection(("127.0.0.1", v.port)) for _ in range(http_view.MAX_CONNECTIONS + 4)]
+    try:
+        idle[0].settimeout(3 * http_view.REQUEST_TIMEOUT_S)
+        assert idle[0].recv(1) == b""  # the server closed the silent connection itself
+    finally:
+        for s in idle:
+            s.close()
+    assert get(v, "/api/state")[0].status == 200  # and answers again

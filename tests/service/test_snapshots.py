@@ -162,3 +162,22 @@ def test_a_box_across_the_edge(tmp_path, crop):
     assert snaps.wait_idle(10)
     snaps.stop()
     assert decode(published.items[0][1]) is not None
+
+
+def test_a_frame_snapshot_blurs_every_face_and_draws_the_persons_box(tmp_path):
+    other = (420, 120, 500, 220)  # a second person in the same frame
+    shots = {}
+    for blur in (True, False):
+        published = Published()
+        snaps = taker(tmp_path, published, blur=blur, crop="frame", max_width=640).start()
+        snaps.request("e" * 32, "door", frame(), BOX, "no_mask", 0.9, time.time(), faces=[BOX, other])
+        assert snaps.wait_idle(10)
+        snaps.stop()
+        shots[blur] = decode(published.items[0][1]).astype(int)
+    inside = (slice(other[1] + 10, other[3] - 10), slice(other[0] + 10, other[2] - 10))
+    flat = np.abs(np.diff(shots[True][inside], axis=1)).mean()
+    sharp = np.abs(np.diff(shots[False][inside], axis=1)).mean()
+    assert flat < sharp / 4  # the other person is pixelated too
+    original = frame().astype(int)
+    edge_row = shots[False][BOX[1], BOX[0] + 5:BOX[2] - 5]
+    assert np.abs(edge_row - original[BOX[1], BOX[0] + 5:BOX[2] - 5]).mean() > 40  # the box is drawn
