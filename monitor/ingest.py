@@ -28,7 +28,7 @@ from typing import Optional
 
 from edge.errors import ConfigError, DataError
 from monitor.config import mqtt_password
-from monitor.payloads import parse_message
+from monitor.payloads import MAX_JSON_BYTES, parse_message
 from monitor.store import DatabaseError, WriteResult
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ class Incoming:
     mid: int
     generation: int
     received_ms: int
+    retain: bool = False
+    size: int = -1  # the payload's size when it was too big to queue (then `payload` is empty)
 
 
 @dataclass
@@ -146,6 +148,7 @@ class Ingest:
 
     def __init__(self, config, store, on_stored=None, client=None):
         self.config = config
+        self._max_payload = max(MAX_JSON_BYTES, config.snapshots.max_bytes)
         self.store = store
         self.on_stored = on_stored or (lambda result: None)
         self.status = Status()
@@ -231,8 +234,11 @@ class Ingest:
             topic = message.topic
         except UnicodeDecodeError:
             topic = None
-        item = Incoming(topic, bytes(message.payload), message.qos, message.mid, self._generation,
-                        int(time.time() * 1000))
+        size = len(message.payload)
+        payload = bytes(message.payload) if size <= self._max_payload else b""
+        item = Incoming(topic, payload, message.qos, message.mid, self._generation,
+                        int(time.time() * 1000), bool(message.retain),
+                        size if size > self._max_payload else -1)
         while not self._stop.is_set():  # a full queue holds paho's thread: back-pressure
             try:
                 self.queue.put(item, timeout=1.0)
@@ -294,6 +300,14 @@ class Ingest:
         """The Message of an Incoming, or None (not ours, or refused and logged)."""
         if item.topic is None:
             self._reject("(a topic that is not UTF-8)", "the topic is not UTF-8")
+            return None
+        if item.size >= 0:  # never queued whole: memory stays bounded whatever arrives
+            self._reject(item.topic, f"payload of {item.size} bytes is over the limit of "
+                                     f"{self._max_payload}")
+            return None
+        if item.retain and item.topic.endswith("/snapshot"):
+            # The broker's retained copy of a camera's last snapshot, sent again at each
+            # (re)connect: storing it would bring back a face past its retention.
             return None
         try:
             return parse_message(item.topic, item.payload, self.config.mqtt.prefix, item.received_ms,

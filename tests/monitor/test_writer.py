@@ -132,3 +132,25 @@ def test_the_writer_thread_survives_a_bug_and_goes_on():
     i._stop.set()
     thread.join(5)
     assert i.client.acks == [1, 2]
+
+
+def test_an_oversized_payload_is_refused_without_being_queued_whole():
+    class Message:
+        topic, qos, mid, retain = "maskdet/pi-a/door/event", 1, 7, False
+        payload = b"x" * (30 * 1024 * 1024)
+
+    i = ingest(Store())
+    i._on_message(None, None, Message())
+    item = i.queue.get_nowait()
+    assert item.payload == b"" and item.size == len(Message.payload)
+    i._handle([item])
+    assert i.client.acks == [7] and i.status.rejected == 1
+    assert "over the limit" in i.status.last_rejected[-1][1]
+
+
+def test_a_retained_snapshot_replayed_at_subscription_is_not_stored_again():
+    store = Store()
+    i = ingest(store)
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(64)
+    i._handle([Incoming("maskdet/pi-a/door/snapshot", jpeg, 1, 4, 1, 1_790_000_000_000, retain=True)])
+    assert i.client.acks == [4] and store.batches == [] and i.status.rejected == 0
