@@ -253,6 +253,7 @@ class Daemon:
             elif self.controls.paused(name):
                 busy = True
                 self.metrics.count_frame(name, analysed=False)
+                view.forget_people(time.monotonic())  # nobody is followed while not watched
             else:
                 busy = True
                 self._process(frame, view)

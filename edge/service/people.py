@@ -140,6 +140,14 @@ class PeopleInView:
         else:
             self.tick(now)
 
+    def forget_people(self, now):
+        """Stop following anyone (detection is paused: whoever stands there when it resumes is
+        someone new, not a track to continue); the alert clears on time as without frames."""
+        self.tracker.tracks = []
+        self.people.clear()
+        self.in_view = 0
+        self.tick(now)
+
     def tick(self, now):
         """Let the alert clear on time, also when no frame arrives."""
         if self.alert and self.last_unmasked_at is not None and \

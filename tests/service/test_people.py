@@ -109,3 +109,16 @@ def test_the_alert_delay_runs_on_the_monotonic_clock_and_events_get_wall_times()
     wall = on_the_wall_clock(AlertCleared(now - 10.0, now))
     assert wall.cleared_at == pytest.approx(time.time(), abs=1.0)
     assert wall.cleared_at - wall.started_at == pytest.approx(10.0)
+
+
+def test_forgetting_people_ends_their_tracks_and_lets_the_alert_clear():
+    view = PeopleInView("door", SETTINGS)
+    feed(view, [[unmasked()]] * 3)
+    assert view.alert and view.people
+    view.forget_people(0.3)
+    assert not view.people and view.in_view == 0 and view.alert  # clears on time, not at once
+    view.forget_people(2.3)
+    assert not view.alert
+    kinds = [k for _, k in feed(view, [[unmasked()]] * 3, start=5.0)]
+    assert kinds[-1] == ["no_mask"]  # whoever stands there afterwards is decided anew
+    assert view.seen == 2
