@@ -153,7 +153,6 @@ class Daemon:
         self.model = model_version(self.pipeline)
         self.frame_sizes = {}  # camera -> (width, height) of its last analysed frame
         self.last_stats = None  # the last stats payload (for /api/stats)
-        self._silent_alert = False  # the red light is on for a muted alert only
         self._outbox_problem = (None, -OUTBOX_PROBLEM_EVERY_S)  # (problem, when read)
 
     @property
@@ -363,21 +362,13 @@ class Daemon:
             log.exception("camera %s: the final state could not be published", name)
 
     def _show_alert(self):
-        """Red while a watched camera alerts, the buzzer only for a camera not muted. A muted
-        alert alone sets the lights directly (no buzz); `show` takes over again after it."""
+        """Red while a watched camera alerts, the buzzer only for a camera not muted."""
         if not self.indicator:
             return
         alerts = [name for name, v in self.views.items()
                   if v.alert and not self.controls.paused(name)]
         audible = any(not self.controls.muted(name) for name in alerts)
-        if alerts and not audible:
-            if not self._silent_alert:
-                self.indicator.set("green", False)
-                self.indicator.set("red", True)
-                self._silent_alert = True
-            return
-        self._silent_alert = False
-        self.indicator.show(audible)
+        self.indicator.show(bool(alerts), silent=bool(alerts) and not audible)
 
     def _maybe_publish_stats(self):
         now = time.monotonic()

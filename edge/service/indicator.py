@@ -262,18 +262,24 @@ class Indicator:
             out.fault = None
         return True
 
-    def show(self, alert):
+    def show(self, alert, silent=False):
         """Reflect the alert state: pins are written only when their state changes (a failed
-        write is retried on the next call), a buzz starts when an alert starts. Never raises."""
+        write is retried on the next call), a buzz starts when an audible alert starts; a
+        `silent` alert (the buzzer muted) lights red and stops a pattern playing. Never raises."""
         try:
             alert = bool(alert)
             for role, value in (("green", not alert), ("red", alert)):
                 out = self.outputs.get(role)
                 if out is not None and out.device is not None and out.applied != value:
                     self.set(role, value)
-            if alert and self._alert is not True:
+            audible = alert and not silent
+            if audible and self._alert is not True:
                 self._buzz()
-            self._alert = alert
+            elif silent and self._pattern is not None:
+                self._stop_pattern()
+                if "buzzer" in self.outputs:
+                    self._off(self.outputs["buzzer"])
+            self._alert = audible
         except Exception:  # pragma: no cover - a safety net: the frame loop goes on
             log.exception("indicator: unexpected error")
 

@@ -405,3 +405,19 @@ def test_the_wiring_page_shows_the_example_configs_pins():
         assert f"`gpio.{role}.pin: {bcm}` | GPIO{bcm} | {PHYSICAL[bcm]} |" in page, role
     picture = os.path.join(REPO_ROOT, "docs", "wiring.png")
     assert 20_000 < os.path.getsize(picture) < 300_000  # tools/draw_wiring.py redraws it
+
+
+def test_a_silent_alert_lights_red_stops_the_buzzer_and_retries_a_failed_pin(flaky_factory):
+    ind = Indicator(config(cooldown_s=0), flaky_factory)
+    ind.show(True)  # audible: the pattern starts
+    ind.show(True, silent=True)  # muted meanwhile: the pattern stops, the buzzer is off
+    assert not flaky_factory.pin(BUZZER).state
+    assert not flaky_factory.pin(RED).state  # red on (active low)
+    ind.show(False)
+    FlakyPin.broken.add("GPIO27")  # the red LED's pin fails ...
+    ind.show(True, silent=True)
+    FlakyPin.broken.clear()  # ... and recovers: the next frame writes it
+    ind.show(True, silent=True)
+    assert not flaky_factory.pin(RED).state and not ind.faults
+    assert ind.wait_pattern()
+    ind.close()
