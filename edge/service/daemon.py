@@ -126,6 +126,9 @@ class Daemon:
         self._kept = handover(predecessor, config)
         self.publisher = publisher or self._kept.publisher or \
             Publisher(config.mqtt, config.device_id, [c.name for c in config.cameras])
+        if predecessor is not None and self.publisher is not self._kept.publisher and \
+                predecessor.config.device_id == config.device_id:
+            self.publisher.retire_cameras([c.name for c in predecessor.config.cameras])
         self.indicator = self._kept.indicator  # else opened by start()
         self.workers = {c.name: self._kept.workers.get(c.name) or
                         CameraWorker(c.name, create_source(c.source)) for c in config.cameras}

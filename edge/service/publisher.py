@@ -203,6 +203,11 @@ class Publisher:
             self.connected.set()
             self._work.put(("connected", None))
 
+    def retire_cameras(self, cameras):
+        """Cameras a reload dropped: their Home Assistant entities are removed at the next
+        announcement (a new connection after a reload that changed the MQTT settings)."""
+        self._removed = [c for c in cameras if c not in self.cameras]
+
     def _announce(self, client):
         if not self.config.home_assistant.enabled:
             return

@@ -181,3 +181,20 @@ def test_the_password_comes_from_the_environment_or_a_credential_file(tmp_path):
     (tmp_path / "mqtt-password").write_text("from-credential\n")
     assert read_password(config, {"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "from-credential"
     assert read_password(config, {}) is None
+
+
+def test_a_new_connection_after_a_reload_removes_the_entities_of_a_dropped_camera(broker, tmp_path):
+    config = mqtt_config_at(broker, tmp_path, home_assistant=HomeAssistantConfig(enabled=True))
+    first = Publisher(config, "pi-test", ["door", "side"])
+    first.start()
+    assert first.connected.wait(10)
+    first.close()
+    sub = Subscriber(broker, "homeassistant/binary_sensor/maskdet_pi_test_side_alert/config")
+    assert sub.wait_for(lambda m: m and m[-1][1])  # the retained announcement of "side"
+    second = Publisher(config, "pi-test", ["door"])  # the reloaded config dropped "side"
+    second.retire_cameras(["door", "side"])
+    second.start()
+    got = sub.wait_for(lambda m: m[-1][1] == "")
+    assert got[-1][1] == ""  # an empty retained config: Home Assistant removes the entity
+    second.close()
+    sub.close()
