@@ -15,6 +15,7 @@ from typing import Optional
 
 from edge.config.loader import load_yaml
 from edge.config.mqtt import BrokerConfig, file_path, host_name
+from edge.mqtt_client import read_password, secret
 from edge.errors import ConfigError
 from edge.settings import in_range, one_of, setting
 
@@ -168,27 +169,9 @@ def load_monitor_config(path=DEFAULT_PATH):
     return load_yaml(MonitorConfig, read_file_text(name, "config file"), name)
 
 
-def secret(env_name, credential, environ=os.environ):
-    """A secret from the environment variable, else the systemd credential file; None when
-    neither holds one. Never from the config file."""
-    if env_name and environ.get(env_name):
-        return environ[env_name]
-    directory = environ.get("CREDENTIALS_DIRECTORY")
-    if directory and credential:
-        path = os.path.join(directory, credential)
-        if os.path.isfile(path):
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    return handle.read().strip() or None
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"credential {path} cannot be read: "
-                                  f"{getattr(exc, 'strerror', None) or exc}") from None
-    return None
-
-
 def mqtt_password(config, environ=os.environ):
     """The broker password (None: none)."""
-    return secret(config.mqtt.password_env, config.mqtt.password_credential, environ)
+    return read_password(config.mqtt, environ)
 
 
 def http_token(config, environ=os.environ):

@@ -18,7 +18,6 @@ An acknowledgement belongs to one connection: message ids are reused on a new on
 message carries the connection's generation, and only those of the current connection are
 acknowledged (the broker resends the others, which the database then finds stored).
 """
-import functools
 import logging
 import queue
 import threading
@@ -26,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from edge.errors import ConfigError, DataError
-from monitor.config import mqtt_password
+from edge.errors import DataError
+from edge.mqtt_client import connect_failure, guarded, make_client
 from monitor.payloads import MAX_JSON_BYTES, parse_message
 from monitor.store import DatabaseError, WriteResult
 
@@ -37,17 +36,6 @@ QUEUE_MAX = 2000  # messages waiting for the writer; beyond it paho's thread wai
 BATCH_MAX = 500
 RETRY_MAX_S = 30.0
 DB_ERROR_REPEAT_S = 60.0  # a lasting database error is logged again this often
-
-
-def guarded(method):
-    """Log, never raise, from a paho callback."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except Exception:
-            log.exception("error in MQTT callback %s", method.__name__)
-    return wrapper
 
 
 @dataclass
@@ -101,47 +89,6 @@ class RateLimit:
         return True
 
 
-def connect_failure(exc):
-    """Why the broker cannot be reached, in words for the log."""
-    import socket
-    import ssl
-
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({exc.verify_message}): check mqtt.tls.ca_file and mqtt.host"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed ({exc.reason or exc}): is this the broker's TLS port?"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused: is the broker running and listening on this port?"
-    if isinstance(exc, socket.gaierror):
-        return f"host name not found ({exc.strerror or exc}): check mqtt.host and DNS"
-    if exc is not None:
-        return f"cannot reach the broker ({getattr(exc, 'strerror', None) or exc})"
-    return "cannot reach the broker"
-
-
-@functools.lru_cache(maxsize=None)
-def client_class():
-    """paho's Client, keeping the OSError of its last failed connection attempt (paho's
-    on_connect_fail does not pass it) in `last_connect_error`."""
-    import paho.mqtt.client as mqtt
-
-    class RememberingClient(mqtt.Client):
-        """A paho Client that remembers why it could not connect."""
-
-        last_connect_error = None
-
-        def reconnect(self):
-            try:
-                result = super().reconnect()
-            except OSError as exc:
-                self.last_connect_error = exc
-                raise
-            self.last_connect_error = None
-            return result
-
-    return RememberingClient
-
-
 class Ingest:
     """The persistent MQTT session and the writer thread. `on_stored(WriteResult)` is called by
     the writer after each committed batch (the live feed)."""
@@ -167,19 +114,8 @@ class Ingest:
     # --- the MQTT session (paho's thread) ------------------------------------------------
 
     def _make_client(self):
-        import paho.mqtt.client as mqtt
-
         mq = self.config.mqtt
-        client = client_class()(mqtt.CallbackAPIVersion.VERSION2, client_id=mq.client_id,
-                             clean_session=False, manual_ack=True)
-        password = mqtt_password(self.config)
-        if mq.username:
-            client.username_pw_set(mq.username, password)
-        elif password:
-            raise ConfigError("an MQTT password is set but mqtt.username is empty")
-        if mq.tls:
-            client.tls_set(ca_certs=mq.tls.ca_file, certfile=mq.tls.cert_file, keyfile=mq.tls.key_file)
-            client.tls_insecure_set(mq.tls.insecure)
+        client = make_client(mq, mq.client_id, clean_session=False, manual_ack=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -212,7 +148,7 @@ class Ingest:
 
     @guarded
     def _on_connect_fail(self, client, userdata):
-        cause = connect_failure(getattr(client, "last_connect_error", None))
+        cause = connect_failure(getattr(client, "last_connect_error", None), self.config.mqtt.tls)
         level = logging.DEBUG if cause == self.status.broker_problem else logging.WARNING
         self.status.broker_problem = cause
         log.log(level, "MQTT broker %s:%s: %s; retrying with back-off", self.config.mqtt.host,

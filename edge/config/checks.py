@@ -78,7 +78,7 @@ def check_accelerator(config, filename):
 
 def check_mqtt(config, filename):
     """What `run` refuses when it builds the MQTT client, and the TLS files."""
-    from edge.service.publisher import read_password
+    from edge.mqtt_client import read_password
 
     mqtt = config.mqtt
     if not mqtt.username and read_password(mqtt):

@@ -11,7 +11,7 @@ from edge.doctor.findings import FAIL, OK, Finding, one_line, read_text
 def _password(mqtt, environ, conf_dir):
     """(password, where from): the environment / systemd credential as the service reads it,
     else the credential file install.sh keeps beside the config (readable by root)."""
-    from edge.service.publisher import read_password
+    from edge.mqtt_client import read_password
 
     password = read_password(mqtt, environ)
     if password:
@@ -30,7 +30,7 @@ def check_broker(mqtt, device_id="doctor", timeout=10.0, environ=None, conf_dir=
     publisher does, with a client id of its own so as not to take over the service's session),
     wait for its answer within `timeout` seconds, and disconnect. A refused port, an untrusted or
     mismatched certificate, and a refused login are each named."""
-    from edge.service.publisher import connect_failure
+    from edge.mqtt_client import connect_failure
 
     name = "broker"
     environ = os.environ if environ is None else environ
@@ -65,7 +65,7 @@ def _client(device_id, timeout):
     """A paho client of the publisher's class, with a client id of the doctor's own."""
     import paho.mqtt.client as paho
 
-    from edge.service.publisher import client_class
+    from edge.mqtt_client import client_class
 
     client = client_class()(paho.CallbackAPIVersion.VERSION2,
                             client_id=f"maskdet-doctor-{device_id}-{os.getpid()}", clean_session=True)

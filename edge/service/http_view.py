@@ -28,6 +28,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from edge.inference.annotate import draw_view, encode_jpeg, shrink
+from edge.mqtt_client import secret
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,7 @@ def is_loopback(host):
 def read_token(http_config, environ=os.environ):
     """The access token: from the environment variable, else the systemd credential file; None
     when neither is set (or it is empty)."""
-    if http_config.token_env and environ.get(http_config.token_env, "").strip():
-        return environ[http_config.token_env].strip()
-    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and http_config.token_credential:
-        path = os.path.join(cred_dir, http_config.token_credential)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                return handle.read().strip() or None
-    return None
+    return secret(http_config.token_env, http_config.token_credential, environ)
 
 
 class LiveSlot:

@@ -7,115 +7,19 @@ exceptions so that a bug never stops that thread, and callbacks only post work t
 thread: paho calls on_publish while holding its own locks, so taking ours there could deadlock
 against a publish() in progress. The sender thread alone sends events and owns the in-flight map.
 """
-import functools
 import json
 import logging
-import os
 import queue
-import socket
-import ssl
 import threading
 import time
 
-from edge.errors import ConfigError
+from edge.mqtt_client import connect_failure, guarded, make_client
 from edge.service.discovery import discovery_messages
 from edge.service.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 20
-
-
-def read_password(mqtt_config, environ=os.environ):
-    """The broker password: from the environment variable, else the systemd credential file;
-    None when neither is set. Never from the config file."""
-    if mqtt_config.password_env and environ.get(mqtt_config.password_env):
-        return environ[mqtt_config.password_env]
-    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir:
-        path = os.path.join(cred_dir, mqtt_config.password_credential)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                return handle.read().strip()
-    return None
-
-
-def guarded(method):
-    """Log, never raise, from a paho callback."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except Exception:
-            log.exception("error in MQTT callback %s", method.__name__)
-    return wrapper
-
-
-@functools.lru_cache(maxsize=None)
-def client_class():
-    """paho's Client, remembering why its last connection attempt failed.
-
-    paho 2.x calls `on_connect_fail(client, userdata)` without the exception: its network loop
-    catches the OSError of `reconnect()` (a refused TCP connection, an
-    `ssl.SSLCertVerificationError` ...) and drops it. This subclass keeps it in
-    `last_connect_error` for the callback, which paho runs right after, in the same thread."""
-    import paho.mqtt.client as mqtt
-
-    class RememberingClient(mqtt.Client):
-        """A paho Client whose `last_connect_error` is the OSError of the last failed attempt."""
-
-        last_connect_error = None
-
-        def reconnect(self):
-            try:
-                result = super().reconnect()
-            except OSError as exc:
-                self.last_connect_error = exc
-                raise
-            self.last_connect_error = None
-            return result
-
-    return RememberingClient
-
-
-# OpenSSL's verify codes (X509_V_ERR_*) that call for a different fix than a missing CA
-_NOT_VALID_NOW = {9, 10}  # CERT_NOT_YET_VALID, CERT_HAS_EXPIRED
-_NAME_MISMATCH = {62, 64}  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
-
-
-def _certificate_problem(exc, tls):
-    """The cause and the fix for a certificate that failed verification."""
-    detail = f"certificate verify failed: {exc.verify_message}" if exc.verify_message else str(exc)
-    if exc.verify_code in _NAME_MISMATCH:
-        return (f"TLS host name mismatch ({detail}): set mqtt.host to a name or address the "
-                "broker's certificate holds (mqtt.tls.insecure skips this check, for testing only)")
-    if exc.verify_code in _NOT_VALID_NOW:
-        return (f"TLS certificate not valid now ({detail}): check this device's clock (a Pi has "
-                "no battery clock: is NTP synchronised?) and the certificate's dates")
-    if tls is not None and tls.ca_file:
-        return (f"TLS certificate not trusted ({detail}): mqtt.tls.ca_file {tls.ca_file} did not "
-                "sign the broker's certificate; set mqtt.tls.ca_file to the broker's CA")
-    return (f"TLS certificate not trusted ({detail}): set mqtt.tls.ca_file to the broker's CA "
-            "(the system's CAs do not trust it)")
-
-
-def connect_failure(exc, tls=None):
-    """Why a connection attempt failed and what to do, in words for the log; `exc` is what paho's
-    `reconnect()` raised (None: unknown), `tls` the TlsConfig (None: plain TCP)."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return _certificate_problem(exc, tls)
-    if isinstance(exc, ssl.SSLError):
-        return (f"TLS handshake failed ({exc.reason or exc}): is this port the broker's TLS "
-                "listener, and does it want a client certificate (mqtt.tls.cert_file)?")
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused: is the broker running and listening on this port?"
-    if isinstance(exc, socket.gaierror):
-        return f"host name not found ({exc.strerror or exc}): check mqtt.host and DNS"
-    if isinstance(exc, (TimeoutError, socket.timeout)):  # distinct classes before Python 3.10
-        return "no answer (timed out): check the address, the network and any firewall"
-    if exc is not None:
-        return f"cannot reach the broker ({exc.strerror or exc})"
-    return "cannot reach the broker"
 
 
 def discovery_config(base, device_id, cameras, discovery_prefix, snapshots=False,
@@ -151,20 +55,8 @@ class Publisher:
         self.client = client or self._make_client()
 
     def _make_client(self):
-        import paho.mqtt.client as mqtt
-
-        client = client_class()(mqtt.CallbackAPIVersion.VERSION2,
-                                client_id=f"maskdet-{self.device_id}", clean_session=True)
+        client = make_client(self.config, f"maskdet-{self.device_id}")
         client.will_set(f"{self.base}/availability", "offline", qos=1, retain=True)
-        password = read_password(self.config)
-        if self.config.username:
-            client.username_pw_set(self.config.username, password)
-        elif password:
-            raise ConfigError("an MQTT password is set but mqtt.username is empty")
-        if self.config.tls:
-            tls = self.config.tls
-            client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file)
-            client.tls_insecure_set(tls.insecure)
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         client.max_inflight_messages_set(MAX_IN_FLIGHT)
         client.on_connect = self._on_connect

@@ -5,7 +5,8 @@ import jsonschema
 
 from edge.service import payloads
 from edge.config.schema import HomeAssistantConfig, MqttConfig
-from edge.service.publisher import Publisher, read_password
+from edge.mqtt_client import read_password
+from edge.service.publisher import Publisher
 from tests.conftest import Broker, Subscriber
 
 
