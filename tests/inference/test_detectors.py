@@ -9,7 +9,7 @@ from edge.inference.detectors import DetectorSettings, DownscaledDetector, creat
 from edge.inference.detectors import blazeface, res10, ssd, yunet
 from edge.errors import ConfigError, FetchError, ModelError
 from edge.inference.geometry import Face, iou
-from tests.conftest import shared_path
+from tests.conftest import run_cli, shared_path
 
 FOUR_FACES_CENTRES = [(303, 115), (178, 147), (28, 133), (467, 152)]  # read off the photo
 
@@ -95,14 +95,30 @@ def test_yunet_on_onnxruntime_refuses_an_onnx_file_of_another_shape(tmp_path):
         yunet.OnnxRuntimeYuNet(garbage)
 
 
-def test_yunet_engine_choice_and_errors(monkeypatch):
+def test_yunet_engine_choice_and_errors():
     model = shared_path("models", "face_detection_yunet_2023mar.onnx")
     with pytest.raises(ConfigError, match="engine 'tpu' is not one of auto, onnxruntime, opencv"):
         yunet.open_yunet(model, "tpu")
-    monkeypatch.setattr(yunet, "onnxruntime_available", lambda: False)
-    assert yunet.open_yunet(model, "auto").engine == "opencv"
-    with pytest.raises(ConfigError, match="pip install onnxruntime onnx, or set detector.engine: opencv"):
-        yunet.open_yunet(model, "onnxruntime")
+
+
+def test_a_broken_onnxruntime_falls_back_to_opencv_or_is_named():
+    """In a process where onnxruntime is installed but cannot be imported (a wheel for another
+    CPU, a missing system library): auto runs YuNet on OpenCV and says why; asking for
+    onnxruntime is a config error naming the cause."""
+    model = shared_path("models", "face_detection_yunet_2023mar.onnx")
+    code = ("import sys, logging; logging.basicConfig(); sys.modules['onnxruntime'] = None\n"
+            "from edge.errors import ConfigError\n"
+            "from edge.inference.detectors import yunet\n"
+            f"print(yunet.open_yunet({model!r}, 'auto').engine)\n"
+            "try:\n"
+            f"    yunet.open_yunet({model!r}, 'onnxruntime')\n"
+            "except ConfigError as exc:\n"
+            "    print('refused:', exc)\n")
+    proc = run_cli("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "opencv" and "YuNet runs on OpenCV: onnxruntime cannot be imported" in proc.stderr
+    assert lines[1].startswith("refused: detector engine onnxruntime: onnxruntime cannot be imported")
 
 
 def test_blazeface_anchor_counts_match_the_models():

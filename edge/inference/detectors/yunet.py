@@ -5,6 +5,8 @@ of 32) and decode the same way (OpenCV's face_detect.cpp): score = sqrt(cls * ob
 = (cell + offset) * stride, box size = exp(log size) * stride, then greedy NMS. onnxruntime runs
 the network about twice as fast as OpenCV's DNN module on one core (BENCHMARKS.md).
 """
+import functools
+import importlib
 import importlib.util
 import logging
 
@@ -165,21 +167,33 @@ def _one_line(exc):
     return " ".join(str(exc).split())
 
 
-def onnxruntime_available():
-    """Whether onnxruntime and onnx can be imported here."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+@functools.lru_cache(maxsize=None)
+def onnxruntime_problem():
+    """None when onnxruntime and onnx import here, else why not (not installed, or installed but
+    broken: a wheel for another CPU, a missing system library)."""
+    for name in ("onnxruntime", "onnx"):
+        if importlib.util.find_spec(name) is None:
+            return f"{name} is not installed"
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - a broken native library raises anything
+            return f"{name} cannot be imported ({type(exc).__name__}: {_one_line(exc)})"
+    return None
 
 
 def open_yunet(model_path, engine="auto", score_threshold=0.6, iou_threshold=0.3, num_threads=None):
     """A YuNet detector on the chosen engine; `auto` takes onnxruntime when it is installed."""
     if engine not in ENGINES:
         raise ConfigError(f"detector engine {engine!r} is not one of {', '.join(ENGINES)}")
+    problem = onnxruntime_problem() if engine in ("auto", "onnxruntime") else None
     if engine == "auto":
-        engine = "onnxruntime" if onnxruntime_available() else "opencv"
+        if problem and importlib.util.find_spec("onnxruntime") is not None:
+            log.warning("YuNet runs on OpenCV: %s", problem)  # installed but broken: say so
+        engine = "opencv" if problem else "onnxruntime"
     if engine == "onnxruntime":
-        if not onnxruntime_available():
-            raise ConfigError("detector engine onnxruntime: onnxruntime or onnx is not installed; "
-                              "pip install onnxruntime onnx, or set detector.engine: opencv")
+        if problem:
+            raise ConfigError(f"detector engine onnxruntime: {problem}; pip install onnxruntime "
+                              "onnx, or set detector.engine: opencv")
         detector = OnnxRuntimeYuNet(model_path, score_threshold, iou_threshold, num_threads)
     else:
         detector = OpenCVYuNet(model_path, score_threshold, iou_threshold)
