@@ -101,12 +101,16 @@ def test_yunet_engine_choice_and_errors():
         yunet.open_yunet(model, "tpu")
 
 
-def test_a_broken_onnxruntime_falls_back_to_opencv_or_is_named():
+def test_a_broken_onnxruntime_falls_back_to_opencv_or_is_named(tmp_path):
     """In a process where onnxruntime is installed but cannot be imported (a wheel for another
     CPU, a missing system library): auto runs YuNet on OpenCV and says why; asking for
     onnxruntime is a config error naming the cause."""
     model = shared_path("models", "face_detection_yunet_2023mar.onnx")
-    code = ("import sys, logging; logging.basicConfig(); sys.modules['onnxruntime'] = None\n"
+    broken = tmp_path / "onnxruntime"  # found on the path, fails on import, as a bad wheel does
+    broken.mkdir()
+    (broken / "__init__.py").write_text(
+        "raise ImportError('libgomp.so.1: cannot open shared object file')\n")
+    code = (f"import sys, logging; logging.basicConfig(); sys.path.insert(0, {str(tmp_path)!r})\n"
             "from edge.errors import ConfigError\n"
             "from edge.inference.detectors import yunet\n"
             f"print(yunet.open_yunet({model!r}, 'auto').engine)\n"
