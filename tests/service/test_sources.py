@@ -129,7 +129,7 @@ def test_a_folder_of_garbage_is_a_camera_error_with_backoff_until_an_image_comes
         elapsed = time.monotonic() - started
         assert worker.error and "no readable image" in worker.error and not worker.ok
         assert worker.frames.get() is None and worker.last_frame_at is None
-        assert 1.4 <= elapsed < 3.0, elapsed
+        assert elapsed >= 1.4, elapsed  # backed off (a spinning reopen would take milliseconds)
         assert len(caplog.records) < 20, [r.getMessage() for r in caplog.records]
         cv2.imwrite(str(folder / "9.png"), np.full((8, 8, 3), 5, np.uint8))
         assert wait_until(lambda: worker.error is None and worker.last_frame_at is not None)
