@@ -22,7 +22,8 @@ def cmd_scene_faces(args):
     from .scene_faces import export_scene_faces
 
     annotations = args.annotations or defaults.training_scene_annotations()
-    counts = export_scene_faces(annotations, args.out, args.min_size)
+    held_out = None if args.annotations else defaults.held_out_scene_photos()
+    counts = export_scene_faces(annotations, args.out, args.min_size, held_out=held_out)
     print(json.dumps({"out": args.out, "faces": counts}))
 
 
@@ -43,9 +44,10 @@ def _real_world(args):
 
 
 def _eval_sets(args, size):
-    from .evaluation_sets import split_set
+    from .evaluation_sets import held_out_scenes_set, split_set
 
-    return [split_set(args.run, "val", size), _real_world(args)]
+    return [split_set(args.run, "val", size), _real_world(args),
+            held_out_scenes_set(defaults.held_out_scene_photos())]
 
 
 def cmd_evaluate(args):
@@ -234,7 +236,8 @@ def build_parser():
 
     p = sub.add_parser("scene-faces", help="cut annotated scene faces into label folders")
     p.add_argument("--annotations", nargs="+", help="annotations.json files "
-                   "(default: the shared scenes_more sets; data/scenes stays held out)")
+                   "(default: the shared scenes_more sets without their held-out photos; data/scenes "
+                   "stays held out)")
     p.add_argument("--out", required=True)
     p.add_argument("--min-size", type=int, default=24, help="smallest face side in pixels")
     p.set_defaults(func=cmd_scene_faces)

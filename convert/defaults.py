@@ -19,3 +19,22 @@ def training_scene_annotations():
 def real_world_annotations():
     """The held-out real-world scenes: never trained on, used only for evaluation."""
     return shared_path("data", "scenes", "annotations.json")
+
+
+# Masks worn below the nose: a seeded part of the ilc2021 photos that show one is held out of
+# training, all faces of each photo, as the test set of that kind (issue 12).
+BELOW_NOSE_LABEL = "mask_weared_incorrect"
+BELOW_NOSE_FRACTION = 0.3
+
+
+def below_nose_annotations():
+    """The annotated scenes whose masks-below-the-nose photos are partly held out."""
+    return shared_path("data", "scenes_more", "ilc2021", "annotations.json")
+
+
+def held_out_scene_photos():
+    """{annotations path: image names kept out of training} (the held-out below-nose photos)."""
+    from .scene_faces import held_out_photos
+
+    path = below_nose_annotations()
+    return {path: held_out_photos(path, BELOW_NOSE_LABEL, BELOW_NOSE_FRACTION)}

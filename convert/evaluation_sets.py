@@ -42,17 +42,29 @@ def split_set(run_dir, part="val", size=None, limit=None):
                    [s.path for s in kept])
 
 
-def real_world_set(annotations, min_size=32, margin=DEFAULT_MARGIN):
-    """Faces of at least `min_size` px from held-out annotated scenes (incorrectly worn = no mask)."""
+def real_world_set(annotations, min_size=32, margin=DEFAULT_MARGIN, photos=None,
+                   name=run_folder.REAL_WORLD):
+    """Faces of at least `min_size` px from held-out annotated scenes (incorrectly worn = no mask);
+    only from `photos` (image names) when given."""
     images, labels, names, kinds = [], [], [], []
-    for image_name, index, label, crop in iter_scene_faces(annotations, min_size, margin):
+    for image_name, index, label, crop in iter_scene_faces(annotations, min_size, margin, photos):
         images.append(crop)
         labels.append(dataset.FOLDER_LABELS[label])
         names.append(f"{image_name}#{index}")
         kinds.append(label)
     if not images:
         raise DataError(f"no face of at least {min_size} px in {annotations}")
-    return EvalSet(run_folder.REAL_WORLD, images, np.array(labels), names, kinds)
+    return EvalSet(name, images, np.array(labels), names, kinds)
+
+
+def held_out_scenes_set(held_out, min_size=32, margin=DEFAULT_MARGIN):
+    """The faces of the training scenes' held-out photos ({annotations: image names}), mostly
+    masks worn below the nose: their own test set."""
+    sets = [real_world_set(path, min_size, margin, photos, run_folder.HELD_OUT_SCENES)
+            for path, photos in held_out.items()]
+    return EvalSet(run_folder.HELD_OUT_SCENES, [i for s in sets for i in s.images],
+                   np.concatenate([s.labels for s in sets]), [n for s in sets for n in s.names],
+                   [k for s in sets for k in s.kinds])
 
 
 def batches_at(images, size, batch=64):

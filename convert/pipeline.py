@@ -5,7 +5,7 @@ import os
 
 from . import defaults
 from .edgetpu_rules import check_model, format_report
-from .evaluation_sets import real_world_set, split_set
+from .evaluation_sets import held_out_scenes_set, real_world_set, split_set
 from .publish import publish
 from .quantize import quantize_run
 from .scene_faces import export_scene_faces
@@ -27,14 +27,16 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
     """Train, quantize and check each size under `work_dir`, then publish the best to `out_dir`."""
     settings = SMOKE if smoke else FULL
     weights_file = fetch_imagenet_weights()
+    held_out = defaults.held_out_scene_photos()
     scene_dir = os.path.join(work_dir, "scene_faces")
     if not os.path.isdir(scene_dir):
-        export_scene_faces(defaults.training_scene_annotations(), scene_dir)
+        export_scene_faces(defaults.training_scene_annotations(), scene_dir, held_out=held_out)
     roots = defaults.face_roots() + [scene_dir]
-    real_world = real_world_set(defaults.real_world_annotations())
+    tests = [real_world_set(defaults.real_world_annotations()), held_out_scenes_set(held_out)]
     if settings["limit"]:
-        real_world.images, real_world.labels = real_world.images[:60], real_world.labels[:60]
-        real_world.names = real_world.names[:60]
+        for test in tests:
+            test.images, test.labels = test.images[:60], test.labels[:60]
+            test.names, test.kinds = test.names[:60], test.kinds[:60]
     runs = []
     for size in sizes:
         run_dir = os.path.join(work_dir, f"r{size}")
@@ -42,7 +44,7 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
         train(roots, run_dir, size=size, weights_file=weights_file, views=settings["views"],
               head_epochs=settings["head_epochs"], tune_epochs=settings["tune_epochs"],
               limit=settings["limit"])
-        sets = [split_set(run_dir, "val", size), real_world]
+        sets = [split_set(run_dir, "val", size)] + tests
         meta = quantize_run(run_dir, sets, name, settings["calibration"], settings["max_loss"])
         report = check_model(os.path.join(run_dir, meta["files"]["int8"]))
         log.info("\n%s", format_report(report))

@@ -19,6 +19,7 @@ TRAINING_CURVES = "training_curves.png"
 
 VALIDATION = "validation"
 REAL_WORLD = "real-world scenes"
+HELD_OUT_SCENES = "held-out scenes"  # the training scenes' held-out photos (masks below the nose)
 
 META_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge",
                            "inference", "schemas", "model_meta.json")

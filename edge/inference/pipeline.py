@@ -47,15 +47,30 @@ class FaceResult:
     score: Optional[float]
     face_score: float
     reason: Optional[str] = None
+    partial: bool = False  # the box touches or crosses the frame's edge: part of the face is cut
 
     def as_dict(self):
         """The JSON form of DESIGN.md (`box` in whole pixels, scores to 4 decimals); an `unknown`
-        face has `score: null` and a `reason`."""
+        face has `score: null` and a `reason`; a face cut by the frame's edge has `partial: true`."""
         out = {"box": [int(round(v)) for v in self.box], "label": self.label,
                "score": json_score(self.score), "face_score": json_score(self.face_score)}
         if self.reason:
             out["reason"] = self.reason
+        if self.partial:
+            out["partial"] = True
         return out
+
+
+# A box within this many pixels of the frame's edge is taken as cut by it.
+EDGE_MARGIN_PX = 2
+
+
+def is_partial(box, frame_shape, margin=EDGE_MARGIN_PX):
+    """True when a [x1, y1, x2, y2] box touches or crosses the edge of a frame of `frame_shape`
+    (height, width, ...): the face may be cut, and what shows of it can mislead."""
+    height, width = frame_shape[:2]
+    x1, y1, x2, y2 = box
+    return x1 <= margin or y1 <= margin or x2 >= width - margin or y2 >= height - margin
 
 
 @dataclass
@@ -98,25 +113,39 @@ class FaceMaskPipeline:
     def analyze(self, frame_bgr):
         """Faces of one BGR frame with their labels, and stage timings (detect, classify)."""
         start = time.perf_counter()
-        faces = self.detector.detect(frame_bgr)
+        faces = self.detect(frame_bgr)
         detected = time.perf_counter()
-        results = [self._classify(frame_bgr, face) for face in faces]
+        results = self.classify(frame_bgr, faces)
         done = time.perf_counter()
         return FrameResult(results, {"detect": (detected - start) * 1000.0,
                                      "classify": (done - detected) * 1000.0})
 
+    def detect(self, frame_bgr):
+        """The faces (`geometry.Face`) of one BGR frame, not yet classified."""
+        return self.detector.detect(frame_bgr)
+
+    def classify(self, frame_bgr, faces):
+        """A FaceResult for each of `faces` (in order): classified, or `unknown` with the reason
+        (too small, cannot be cropped); one face's fault never costs the others."""
+        return [self._classify(frame_bgr, face) for face in faces]
+
+    def unclassified(self, frame_bgr, face, reason):
+        """The FaceResult of a face deliberately not classified (e.g. a person already decided):
+        `unknown`, with the reason."""
+        return FaceResult(face.box, UNKNOWN, None, face.score, reason,
+                          is_partial(face.box, frame_bgr.shape))
+
     def _classify(self, frame_bgr, face):
-        """One face's result; a face that cannot be classified is `unknown` with the reason, and
-        never costs the other faces of the frame."""
+        partial = is_partial(face.box, frame_bgr.shape)
         if face.size < self.min_face_size:
             return FaceResult(face.box, UNKNOWN, None, face.score,
-                              f"smaller than {self.min_face_size} px ({face.size:.0f} px)")
+                              f"smaller than {self.min_face_size} px ({face.size:.0f} px)", partial)
         try:
             c = self.classifier.classify_box(frame_bgr, face.box)
         except DataError as exc:
             log.debug("face %s not classified: %s", face.box, exc)
-            return FaceResult(face.box, UNKNOWN, None, face.score, str(exc))
-        return FaceResult(face.box, c.label, c.score, face.score)
+            return FaceResult(face.box, UNKNOWN, None, face.score, str(exc), partial)
+        return FaceResult(face.box, c.label, c.score, face.score, partial=partial)
 
 
 def build_pipeline(detector=DetectorSettings(), classifier=ClassifierSettings(),
