@@ -27,13 +27,26 @@ def cmd_scene_faces(args):
     print(json.dumps({"out": args.out, "faces": counts}))
 
 
+def cmd_unlabelled_faces(args):
+    from .unlabelled_faces import export_unlabelled_faces
+
+    counts = export_unlabelled_faces(args.out, args.videos or defaults.unlabelled_videos(),
+                                     defaults.training_scene_annotations(),
+                                     defaults.held_out_scene_photos())
+    print(json.dumps({"out": args.out, "faces": counts}))
+
+
 def cmd_train(args):
+    from .distill import teacher_model
     from .train import train
 
+    teacher = teacher_model(args.teacher) if args.teacher else None
     summary = train(args.data, args.out, size=args.size, weights_file=args.weights,
                     val_fraction=args.val_fraction, seed=args.seed, views=args.views,
                     head_epochs=args.head_epochs, tune_epochs=args.tune_epochs,
-                    limit=args.limit, batch=args.batch, first_tuned_block=args.first_tuned_block)
+                    limit=args.limit, batch=args.batch, first_tuned_block=args.first_tuned_block,
+                    teacher=teacher, unlabelled_roots=args.unlabelled or (),
+                    distill_alpha=args.alpha, temperature=args.temperature)
     print(json.dumps({k: summary[k] for k in ("size", "counts", "epochs", "seconds")}))
 
 
@@ -142,7 +155,8 @@ def cmd_pipeline(args):
     from .pipeline import run_pipeline
 
     baseline = None if args.smoke or args.no_baseline else _baseline_reports(args)
-    meta = run_pipeline(args.work, args.sizes, args.out, args.smoke, args.name, baseline)
+    meta = run_pipeline(args.work, args.sizes, args.out, args.smoke, args.name, baseline,
+                        args.teacher_size)
     print(json.dumps({"chosen_size": meta["input"]["size"], "reason": meta["selection"]["reason"],
                       "out": args.out}))
 
@@ -185,6 +199,8 @@ def _add_commands(sub):
     p = sub.add_parser("pipeline", help="the whole job: train each size, quantize, check, publish")
     p.add_argument("--work", default="runs", help="folder for the runs (default: ./runs)")
     p.add_argument("--sizes", nargs="+", type=int, default=[224, 160, 128])
+    p.add_argument("--teacher-size", type=int, default=224, help="the size trained first on the "
+                   "labels alone; the other sizes are distilled from it (0: none is)")
     p.add_argument("--out", default=defaults.MODELS_DIR)
     p.add_argument("--name", default="mask_classifier")
     p.add_argument("--smoke", action="store_true", help="a few images and steps: proves the "
@@ -220,6 +236,14 @@ def _add_train(sub):
                    metavar="N", help="phase two fine-tunes MobileNetV2 blocks N-16 (default 9)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--limit", type=int, help="at most this many images per label (smoke runs)")
+    p.add_argument("--teacher", metavar="RUN", help="a quantized run folder whose float model "
+                   "teaches this one (distillation)")
+    p.add_argument("--unlabelled", nargs="*", metavar="DIR", help="with --teacher: folders with "
+                   "an unlabelled/ folder of faces (see unlabelled-faces) the student also learns from")
+    p.add_argument("--alpha", type=float, default=0.5, help="with --teacher: weight of the label "
+                   "in a labelled face's target, the rest is the teacher's score (default 0.5)")
+    p.add_argument("--temperature", type=float, default=2.0, help="with --teacher: softening of "
+                   "the teacher's scores (default 2)")
     p.set_defaults(func=cmd_train)
 
 
@@ -241,6 +265,12 @@ def build_parser():
     p.add_argument("--out", required=True)
     p.add_argument("--min-size", type=int, default=24, help="smallest face side in pixels")
     p.set_defaults(func=cmd_scene_faces)
+
+    p = sub.add_parser("unlabelled-faces", help="cut faces without labels (shared videos, faces "
+                       "nobody annotated in the training scenes) for distillation")
+    p.add_argument("--out", required=True, help="folder; the faces go into its unlabelled/")
+    p.add_argument("--videos", nargs="*", help="video files (default: the shared videos)")
+    p.set_defaults(func=cmd_unlabelled_faces)
 
     _add_train(sub)
     _add_commands(sub)

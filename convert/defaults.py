@@ -1,4 +1,6 @@
 """Which shared data the conversion trains and evaluates on by default."""
+import glob
+
 from edge.paths import REPO_ROOT, shared_path
 
 MODELS_DIR = f"{REPO_ROOT}/models"
@@ -38,3 +40,8 @@ def held_out_scene_photos():
 
     path = below_nose_annotations()
     return {path: held_out_photos(path, BELOW_NOSE_LABEL, BELOW_NOSE_FRACTION)}
+
+
+def unlabelled_videos():
+    """The shared videos whose faces (no label) a distilled student also learns from."""
+    return sorted(glob.glob(shared_path("data", "videos", "*.mp4")))

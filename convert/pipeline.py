@@ -4,12 +4,14 @@ import logging
 import os
 
 from . import defaults
+from .distill import UNLABELLED, teacher_model
 from .edgetpu_rules import check_model, format_report
 from .evaluation_sets import held_out_scenes_set, real_world_set, split_set
 from .publish import publish
 from .quantize import quantize_run
 from .scene_faces import export_scene_faces
 from .train import train
+from .unlabelled_faces import export_unlabelled_faces
 from .weights import fetch_imagenet_weights
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,23 @@ SMOKE = {"limit": 40, "views": 1, "head_epochs": 2, "tune_epochs": 1, "calibrati
          "max_loss": 1.0}
 
 
+def _unlabelled_root(work_dir, held_out, smoke):
+    """The folder of unlabelled faces for distillation, exported once per work folder (a smoke
+    run takes the video faces only)."""
+    root = os.path.join(work_dir, "unlabelled_faces")
+    if not os.path.isdir(os.path.join(root, UNLABELLED)):
+        export_unlabelled_faces(root, defaults.unlabelled_videos(),
+                                [] if smoke else defaults.training_scene_annotations(), held_out)
+    return root
+
+
 def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, smoke=False,
-                 name="mask_classifier", baseline_reports=None):
-    """Train, quantize and check each size under `work_dir`, then publish the best to `out_dir`."""
+                 name="mask_classifier", baseline_reports=None, teacher_size=224):
+    """Train, quantize and check each size under `work_dir`, then publish the best to `out_dir`.
+
+    The `teacher_size` run trains first on the labels alone; every other size is a student
+    distilled from it (its scores on the training faces and on unlabelled ones). With no
+    `teacher_size` among `sizes`, every size trains on the labels alone."""
     settings = SMOKE if smoke else FULL
     weights_file = fetch_imagenet_weights()
     held_out = defaults.held_out_scene_photos()
@@ -37,16 +53,20 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
         for test in tests:
             test.images, test.labels = test.images[:60], test.labels[:60]
             test.names, test.kinds = test.names[:60], test.kinds[:60]
-    runs = []
-    for size in sizes:
+    runs, teacher = [], None
+    order = sorted(sizes, key=lambda size: size != teacher_size)  # the teacher first
+    for size in order:
         run_dir = os.path.join(work_dir, f"r{size}")
-        log.info("=== input size %d: %s", size, run_dir)
+        log.info("=== input size %d: %s%s", size, run_dir, " (student)" if teacher else "")
         train(roots, run_dir, size=size, weights_file=weights_file, views=settings["views"],
               head_epochs=settings["head_epochs"], tune_epochs=settings["tune_epochs"],
-              limit=settings["limit"])
+              limit=settings["limit"], teacher=teacher,
+              unlabelled_roots=[_unlabelled_root(work_dir, held_out, smoke)] if teacher else ())
         sets = [split_set(run_dir, "val", size)] + tests
         meta = quantize_run(run_dir, sets, name, settings["calibration"], settings["max_loss"])
         report = check_model(os.path.join(run_dir, meta["files"]["int8"]))
         log.info("\n%s", format_report(report))
         runs.append(run_dir)
+        if size == teacher_size:
+            teacher = teacher_model(run_dir, name)
     return publish(runs, out_dir, name, baseline_reports)

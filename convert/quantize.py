@@ -166,7 +166,8 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                  "counts": train_summary["counts"], "seed": train_summary["seed"],
                  "val_fraction": train_summary["val_fraction"]},
         "training": {k: train_summary[k] for k in ("epochs", "augmented_views", "class_weights",
-                                                   "first_tuned_block") if k in train_summary},
+                                                   "first_tuned_block", "distillation")
+                     if k in train_summary},
         "calibration_images": calibration_count,
         "tools": tool_versions(),
     }

@@ -77,10 +77,14 @@ def class_weights(labels):
 
 def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint, cls_weights,
          batch):
+    """Train with early stopping on the validation loss; `y_train` / `y_val` are label indices,
+    or rows of class probabilities (soft targets, distillation)."""
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                 metrics=["accuracy"])
+    soft = np.ndim(y_train) == 2
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss="categorical_crossentropy" if soft else "sparse_categorical_crossentropy",
+                  metrics=["categorical_accuracy" if soft else "accuracy"])
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                       restore_best_weights=True),
@@ -93,13 +97,28 @@ def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
+def _distillation_targets(teacher, train_set, unlabelled, alpha, temperature):
+    """Soft targets of the training faces then the unlabelled ones, from the teacher's scores
+    on the original image files (framed and resized as the Pi does)."""
+    from . import distill
+
+    samples = train_set + unlabelled
+    images = [dataset.read_rgb(s.path) for s in progress(samples, desc="decode for teacher")]
+    p_teacher = distill.teacher_probabilities(teacher, images)
+    labels = np.array([s.label for s in samples])
+    return distill.soft_targets(labels, p_teacher, alpha, temperature), p_teacher
+
+
 def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0, views=3,
           head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5, patience=3, batch=64,
-          limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK):
+          limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teacher=None,
+          unlabelled_roots=(), distill_alpha=0.5, temperature=2.0):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 
     `limit` keeps only that many images per label (for smoke runs); phase two fine-tunes the
-    blocks from `first_tuned_block` up. Returns the run summary.
+    blocks from `first_tuned_block` up. With `teacher` (a float TFLite classifier) the targets
+    are distilled (`distill.soft_targets`) and the faces under `unlabelled_roots` join the
+    training set with the teacher's scores as their targets. Returns the run summary.
     """
     import keras
 
@@ -114,23 +133,38 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
                    for s in [x for x in samples if x.label == label][:limit]]
     train_set, val_set = dataset.split_samples(samples, val_fraction, seed)
     log.info("%d training and %d validation images from %s", len(train_set), len(val_set), roots)
+    unlabelled = []
+    if teacher:
+        from .distill import list_unlabelled
+
+        unlabelled = list_unlabelled(unlabelled_roots)[:limit] if unlabelled_roots else []
+        log.info("distilling from %s, with %d unlabelled faces", teacher, len(unlabelled))
     # Training images keep some room around the output size for crop jitter.
-    train_images, y_train, train_set = dataset.load_images(
-        train_set, int(size * 1.25), lambda it: progress(it, desc="decode train"))
+    train_images, y_train, kept = dataset.load_images(
+        train_set + unlabelled, int(size * 1.25), lambda it: progress(it, desc="decode train"))
+    train_set, unlabelled = [s for s in kept if s.label >= 0], [s for s in kept if s.label < 0]
+    targets = None
+    if teacher:
+        targets, p_teacher = _distillation_targets(teacher, train_set, unlabelled, distill_alpha,
+                                                   temperature)
+    y_train = y_train[:len(train_set)]
     val_images, y_val, val_set = dataset.load_images(
         val_set, size, lambda it: progress(it, desc="decode val"))
 
     backbone = model_lib.build_backbone(size)
     weights.copy_weights_by_name(backbone, weights_file or weights.fetch_imagenet_weights())
     lower, upper = model_lib.split_backbone(backbone, first_tuned_block)
-    plan = view_plan(train_set, views)
+    plan = view_plan(train_set + unlabelled, views)
     x_train = _features(lower, _augmented_views(train_images, plan, size, seed), desc="train features")
-    y_views = y_train[plan]
+    hard_views = np.argmax(targets, axis=1)[plan] if teacher else y_train[plan]
+    y_views = targets[plan] if teacher else hard_views
+    if teacher:
+        y_val = np.eye(len(dataset.LABELS), dtype=np.float32)[y_val]
     x_val = _features(lower, val_images, desc="val features")
 
     top = model_lib.build_top()
     head = model_lib.build_head_model(upper, top)
-    cls_weights = class_weights(y_views)
+    cls_weights = class_weights(hard_views)
     model_lib.set_fine_tuning(upper, False)
     log.info("phase 1: the top on the pooled output of the frozen backbone")
     pooled_model = model_lib.build_pooled_model(upper)
@@ -155,13 +189,24 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
         "first_tuned_block": first_tuned_block,
         "learning_rates": {"head": head_lr, "fine_tune": tune_lr},
         "counts": {"train": dataset.class_counts(y_train),
-                   "val": dataset.class_counts(y_val)},
+                   "val": dataset.class_counts(np.argmax(y_val, axis=1) if teacher else y_val)},
         "data_fingerprint": dataset.fingerprint(train_set + val_set),
         "class_weights": cls_weights,
         "epochs": {"head": len(history1["loss"]), "fine_tune": len(history2["loss"])},
         "history": {"head": history1, "fine_tune": history2},
         "seconds": round(time.time() - started, 1),
     }
+    if teacher:
+        from . import distill
+
+        summary["distillation"] = {
+            "teacher": run_folder.portable_path(os.path.abspath(teacher)),
+            "teacher_size": distill.teacher_input_size(teacher), "alpha": distill_alpha,
+            "temperature": temperature, "unlabelled_faces": len(unlabelled),
+            "unlabelled_roots": [run_folder.portable_path(os.path.abspath(r)) for r in unlabelled_roots],
+            "teacher_no_mask_share": {"labelled": float(np.mean(p_teacher[:len(train_set)] >= 0.5)),
+                                      "unlabelled": float(np.mean(p_teacher[len(train_set):] >= 0.5))
+                                      if unlabelled else None}}
     with open(run_folder.path(out_dir, run_folder.TRAIN_SUMMARY), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
     with open(run_folder.path(out_dir, run_folder.SPLIT), "w", encoding="utf-8") as handle:

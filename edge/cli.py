@@ -127,11 +127,41 @@ def _annotation_folder(folder):
                         f"({exc.strerror or exc})") from exc
 
 
+def _camera_regions(args):
+    """The ignore regions of `--camera` in `--config` (None without `--config`); the camera may
+    be left out when the config has only one."""
+    if args.config is None:
+        if args.camera is not None:
+            raise MaskdetError("--camera needs --config FILE: the camera's ignore_regions are "
+                               "read from that config")
+        return None
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from edge.service.ignore_regions import IgnoreRegions
+
+    cameras = load_config(args.config).cameras
+    names = [c.name for c in cameras]
+    if args.camera is None and len(cameras) == 1:
+        return IgnoreRegions(cameras[0].name, cameras[0].ignore_regions)
+    for camera in cameras:
+        if camera.name == args.camera:
+            return IgnoreRegions(camera.name, camera.ignore_regions)
+    wanted = f"no camera {args.camera!r}" if args.camera else "several cameras"
+    raise ConfigError(f"{args.config}: cameras: {wanted}; give --camera with one of "
+                      f"{', '.join(names)}")
+
+
+def _face_json(face, ignored):
+    """A face's JSON line; `"ignored": true` when it lies in an ignore region."""
+    return dict(face.as_dict(), ignored=True) if ignored else face.as_dict()
+
+
 def cmd_detect(args):
     """Find faces in images and classify each."""
-    from edge.inference.annotate import caption, draw_faces
+    from edge.inference.annotate import caption, draw_faces, draw_view
     from edge.inference.pipeline import ClassifierSettings, build_pipeline
 
+    regions = _camera_regions(args)
     pipeline = build_pipeline(_detector(args), ClassifierSettings(args.classifier, args.min_face),
                               _accelerator(args))
     images, errors = expand_inputs(args.images)
@@ -141,22 +171,30 @@ def cmd_detect(args):
 
     def handle(path, image, decode_ms):
         result = pipeline.analyze(image)
+        flags = [regions is not None and regions.covers(f.box, image.shape) for f in result.faces]
         timings = {"decode": decode_ms, **result.timings_ms}
         timings["total"] = sum(timings.values())
         if args.json:
             print(json.dumps({"image": path, "width": image.shape[1], "height": image.shape[0],
-                              "faces": [f.as_dict() for f in result.faces],
+                              "faces": [_face_json(f, flag) for f, flag in zip(result.faces, flags)],
                               "timings_ms": {k: round(v, 2) for k, v in timings.items()}}), flush=True)
         else:
             print(f"{path}: {len(result.faces)} face(s), {timings['total']:.1f} ms")
-            for f in result.faces:
+            for f, flag in zip(result.faces, flags):
                 why = f" ({f.reason})" if f.reason else ""
-                print(f"  {caption(f):<14} box={f.as_dict()['box']} face_score={f.face_score:.2f}{why}",
-                      flush=True)
+                mark = " [ignored: in an ignore region]" if flag else ""
+                print(f"  {caption(f):<14} box={f.as_dict()['box']} face_score={f.face_score:.2f}"
+                      f"{why}{mark}", flush=True)
         if args.annotate:
             import cv2
 
-            if not cv2.imwrite(outputs[path], draw_faces(image, result.faces)):
+            if regions is None:
+                drawn = draw_faces(image, result.faces)
+            else:
+                drawn = draw_view(image, [f for f, flag in zip(result.faces, flags) if not flag],
+                                  blur=False, regions=regions.polygons,
+                                  ignored=[f for f, flag in zip(result.faces, flags) if flag])
+            if not cv2.imwrite(outputs[path], drawn):
                 raise DataError(f"{outputs[path]}: cannot be written")
 
     return _each_image(images, handle, errors)
@@ -215,7 +253,7 @@ def cmd_bench(args):
     results = run_bench(args.classifier, json_out, markdown, args.frames, args.backends,
                         args.runtimes, args.daemon_minutes, not args.skip_core, args.rounds)
     if "latency" in results:
-        print(latency_table(results["latency"]))
+        print(latency_table(results["latency"], results.get("baseline")))
         print(targets(results))
     print(f"wrote {json_out} and {markdown}")
     return 0
@@ -283,6 +321,11 @@ def _add_detect_args(p):
                    help="faces smaller than this many pixels are reported as unknown, with the reason")
     p.add_argument("--annotate", metavar="DIR", help="write each image with boxes and labels into "
                    "this folder, under its own file name (default: none written)")
+    p.add_argument("--config", metavar="FILE", help="a daemon config: the faces in the ignore_regions "
+                   "of its --camera are marked \"ignored\": true and drawn grey, with the regions "
+                   "(default: none)")
+    p.add_argument("--camera", metavar="NAME", help="with --config: whose ignore_regions (default: "
+                   "the config's only camera)")
 
 
 def _add_bench_args(p):

@@ -1,4 +1,7 @@
-"""Frames to measure on: still images and (a sample of) video frames, with their decode time."""
+"""Frames to measure on: still images and (a sample of) video frames, with their decode time;
+photos of several faces chosen from the scene annotations."""
+import collections
+import json
 import os
 import time
 
@@ -39,3 +42,31 @@ def load_frames(images, videos, per_video=None):
     for video in videos:
         frames += list(video_frames(video, per_video))
     return frames
+
+
+def annotated_faces(entry, min_side):
+    """The annotated face boxes of a photo whose shorter side is at least `min_side` px."""
+    return [f["box"] for f in entry["faces"]
+            if min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) >= min_side]
+
+
+def multi_face_photos(annotation_paths, count=30, faces=(4, 8), min_side=32):
+    """Photos of several annotated faces, chosen from the annotations alone (deterministic):
+    those with `faces` (least, most) faces of at least `min_side` px, of one size (the most
+    common among them: the baseline takes its frames as one array), `count` spread evenly over
+    them in path order. Returns [(path, [box])]."""
+    candidates = []
+    for annotations in annotation_paths:
+        root = os.path.dirname(os.path.abspath(annotations))
+        with open(annotations, encoding="utf-8") as handle:
+            for entry in json.load(handle):
+                boxes = annotated_faces(entry, min_side)
+                if faces[0] <= len(boxes) <= faces[1]:
+                    candidates.append((os.path.join(root, entry["image"]), boxes,
+                                       (entry["width"], entry["height"])))
+    if not candidates:
+        return []
+    size = collections.Counter(c[2] for c in candidates).most_common(1)[0][0]
+    same = sorted((path, boxes) for path, boxes, s in candidates if s == size)
+    step = max(1.0, len(same) / count)
+    return [same[int(i * step)] for i in range(min(count, len(same)))]

@@ -1,5 +1,6 @@
 """Per-stage latency of the inference core (decode, detect, crop + classify, total) for each
-detector backend and TFLite runtime, on one thread."""
+detector backend and TFLite runtime, on one thread; and the classifier's cost per face with all
+faces of a frame in one invoke against one invoke per face."""
 import time
 
 import numpy as np
@@ -12,11 +13,12 @@ def stats(values):
 
 
 def measure_pipeline(pipeline, frames, warmup=3):
-    """Time each stage over the frames; returns medians / p90s and the frames per second."""
+    """Time each stage over the frames; returns medians / p90s, the frames per second, and the
+    faces found and classified (not `unknown`)."""
     for _, frame, _ in frames[:warmup]:
         pipeline.analyze(frame)
     stages = {"decode": [], "detect": [], "classify": [], "total": []}
-    faces = 0
+    faces = classified = 0
     for _, frame, decode_ms in frames:
         start = time.perf_counter()
         result = pipeline.analyze(frame)
@@ -26,8 +28,9 @@ def measure_pipeline(pipeline, frames, warmup=3):
         stages["classify"].append(result.timings_ms["classify"])
         stages["total"].append(decode_ms + elapsed)
         faces += len(result.faces)
+        classified += sum(face.score is not None for face in result.faces)
     out = {stage: stats(v) for stage, v in stages.items()}
-    return {"frames": len(frames), "faces": faces, "stages_ms": out,
+    return {"frames": len(frames), "faces": faces, "classified": classified, "stages_ms": out,
             "fps": round(1000.0 / float(np.mean(stages["total"])), 2)}
 
 
@@ -39,3 +42,39 @@ def single_thread_pipeline(detector_settings, classifier_meta, runtime_name, min
 
     return build_pipeline(detector_settings, ClassifierSettings(classifier_meta, min_face),
                           AcceleratorSettings(mode="cpu", threads=1), find_runtime(runtime_name))
+
+
+BATCH_SIZES = tuple(range(1, 9))
+WAYS = ("batched", "one_by_one")  # all faces of a frame in one invoke; one invoke per face
+
+
+def classifier_on(classifier_meta, runtime_name, threads):
+    """The classifier on the CPU with `threads` TFLite threads and the named runtime."""
+    from edge.inference.accelerator import AcceleratorSettings
+    from edge.inference.classifier import MaskClassifier
+    from edge.inference.runtime import find_runtime
+
+    return MaskClassifier.open(classifier_meta, AcceleratorSettings(mode="cpu", threads=threads),
+                               find_runtime(runtime_name))
+
+
+def classify_costs(classifier, frame, boxes, sizes=BATCH_SIZES, repeats=10):
+    """Milliseconds per face of the classify stage (crop, quantize, invoke, read) for N faces of
+    a frame (`boxes` repeated as needed), each N of `sizes`: `batched` (`classify_boxes`) and
+    `one_by_one` (`classify_box` per face); the median of `repeats`, the two ways interleaved."""
+    out = {way: {} for way in WAYS}
+    for n in sizes:
+        chosen = [boxes[i % len(boxes)] for i in range(n)]
+        ways = {"batched": lambda: classifier.classify_boxes(frame, chosen),
+                "one_by_one": lambda: [classifier.classify_box(frame, box) for box in chosen]}
+        times = {way: [] for way in WAYS}
+        for run in ways.values():  # warm-up: the batch interpreter resized to n
+            run()
+        for _ in range(repeats):
+            for way, run in ways.items():
+                start = time.perf_counter()
+                run()
+                times[way].append((time.perf_counter() - start) * 1000.0 / n)
+        for way in WAYS:
+            out[way][str(n)] = round(float(np.median(times[way])), 3)
+    return out

@@ -1,6 +1,7 @@
 """`maskdet bench`: detector recall on annotated scenes, per-stage latency per backend and
 runtime, and the baseline (res10 + float Keras MobileNetV2, the recipe of the best-known
-mask-detection project) on the same frames; JSON results and BENCHMARKS.md."""
+mask-detection project) on the same frames (one-face 720p video frames, photos of 4 to 8 faces);
+the classifier's cost per face, batched or not; JSON results and BENCHMARKS.md."""
 import importlib.util
 import json
 import logging
@@ -9,11 +10,13 @@ import subprocess
 import sys
 import tempfile
 
+import cv2
 import numpy as np
 
 from edge.bench.detector_recall import evaluate_detector
-from edge.bench.frames import load_frames
-from edge.bench.latency import measure_pipeline, single_thread_pipeline
+from edge.bench.frames import image_frames, load_frames, multi_face_photos
+from edge.bench.latency import (WAYS, classifier_on, classify_costs, measure_pipeline,
+                                single_thread_pipeline)
 from edge.bench.scene_quality import evaluate_pipeline
 from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.detectors import DetectorSettings, create_detector
@@ -36,8 +39,12 @@ BACKENDS = {
 DEFAULT_BACKEND = next(name for name, s in BACKENDS.items() if s.resolved() == DetectorSettings().resolved())
 SCENE_SETS = {"scenes": ("data", "scenes", "annotations.json"),
               "macwin": ("data", "scenes_more", "macwin", "annotations.json")}
+# Where the photos of several faces are chosen from (all annotated sets).
+MULTI_FACE_SETS = dict(SCENE_SETS, ilc2021=("data", "scenes_more", "ilc2021", "annotations.json"))
 VIDEOS = ("one_unmasked.mp4", "one_masked.mp4", "putting_on_mask.mp4")
 IMAGES = ("four_faces.jpg", "grace_hopper.jpg")
+HD_ONE_FACE, MULTI_FACE, ALL_FRAMES = "720p one face", "multi-face photos", "all images and videos"
+BATCH_THREADS = (1, 2)
 
 
 def bench_outputs(out_dir=None, update_repo=False):
@@ -103,9 +110,12 @@ def scene_quality(backends, classifier_meta, runtime):
 
 
 def baseline(frames):
-    """The baseline (res10 + float Keras MobileNetV2) on the same frames, in a process with
-    TensorFlow (None without it)."""
-    if importlib.util.find_spec("tensorflow") is None:
+    """The baseline (res10 + float Keras MobileNetV2) on the same frames (all of one size), in a
+    process with TensorFlow (None without it)."""
+    if importlib.util.find_spec("tensorflow") is None or not frames:
+        return None
+    if len({frame.shape for _, frame, _ in frames}) != 1:
+        log.warning("the baseline takes frames of one size; these differ: not measured")
         return None
     with tempfile.TemporaryDirectory() as tmp:
         frames_file, out_file = os.path.join(tmp, "frames.npz"), os.path.join(tmp, "baseline.json")
@@ -121,23 +131,76 @@ def baseline(frames):
             return json.load(handle)
 
 
+def multi_face_set():
+    """The photos of 4 to 8 faces (see `multi_face_photos`) from the annotated sets present."""
+    paths = [shared_path(*parts) for parts in MULTI_FACE_SETS.values()]
+    return multi_face_photos([p for p in paths if os.path.isfile(p)])
+
+
+def describe_photos(photos, frames):
+    """What the results say about the photos of several faces (their decoded `frames`)."""
+    return {"photos": [os.path.relpath(path, shared_path()) for path, _ in photos],
+            "annotated_faces": sum(len(boxes) for _, boxes in photos),
+            "size": f"{frames[0][1].shape[1]}x{frames[0][1].shape[0]}" if frames else None}
+
+
+def classifier_batches(classifier_meta, runtimes, photos):
+    """Per-face cost of the classify stage at 1..8 faces, batched or one invoke per face, per
+    runtime and thread count (one round), on the faces of the photo with the most of them."""
+    if not photos:
+        return {}
+    path, boxes = max(photos, key=lambda p: len(p[1]))
+    _, frame, _ = next(image_frames([path]))
+    cv2.setNumThreads(1)
+    results = {}
+    for runtime in runtimes:
+        for threads in BATCH_THREADS:
+            log.info("classifier batches: %s, %d thread(s)", runtime, threads)
+            classifier = classifier_on(classifier_meta, runtime, threads)
+            results[f"{runtime} / {threads}"] = dict(classify_costs(classifier, frame, boxes),
+                                                     runtime=runtime, threads=threads,
+                                                     photo=os.path.relpath(path, shared_path()))
+    return results
+
+
+def fastest_costs(rounds):
+    """Per key, each cost (way and number of faces) at its lowest over the rounds."""
+    best = {}
+    for results in rounds:
+        for key, row in (results or {}).items():
+            if key not in best:
+                best[key] = dict(row, rounds=len(rounds))
+                best[key].update({way: dict(row[way]) for way in WAYS})
+                continue
+            for way in WAYS:
+                for n, ms in row[way].items():
+                    best[key][way][n] = min(best[key][way].get(n, ms), ms)
+    return best
+
+
 def run_core(classifier_meta, per_video, backends, runtimes, rounds=3):
-    """Detector recall, scene quality, per-stage latency and the baseline; the timings in
-    `rounds` interleaved rounds (see `fastest_rounds`)."""
+    """Detector recall, scene quality, per-stage latency, the baseline and the classifier's
+    batches; the timings in `rounds` interleaved rounds (see `fastest_rounds`)."""
     hd_frames = load_frames([], [shared_path("data", "videos", "one_unmasked.mp4")], per_video)
+    photos = multi_face_set()
+    multi_frames = list(image_frames([path for path, _ in photos]))
     all_frames = load_frames([shared_path("data", "images", i) for i in IMAGES],
                              [shared_path("data", "videos", v) for v in VIDEOS], per_video)
-    latency_rounds, baseline_rounds = [], []
+    frame_sets = {HD_ONE_FACE: hd_frames, MULTI_FACE: multi_frames, ALL_FRAMES: all_frames}
+    latency_rounds, baseline_rounds, batch_rounds = [], [], []
     for number in range(rounds):
         log.info("latency round %d of %d", number + 1, rounds)
-        latency_rounds.append(latency(backends, classifier_meta, {
-            "720p one face": hd_frames, "all images and videos": all_frames}, runtimes))
-        baseline_row = baseline(hd_frames)
-        baseline_rounds.append({"720p one face": baseline_row} if baseline_row else {})
+        latency_rounds.append(latency(backends, classifier_meta,
+                                      {k: v for k, v in frame_sets.items() if v}, runtimes))
+        baseline_rounds.append({name: row for name in (HD_ONE_FACE, MULTI_FACE)
+                                for row in [baseline(frame_sets[name])] if row})
+        batch_rounds.append(classifier_batches(classifier_meta, runtimes, photos))
     return {
         "recall": detector_recall(backends),
         "latency": fastest_rounds(latency_rounds),
         "baseline": fastest_rounds(baseline_rounds),
+        "classifier_batch": fastest_costs(batch_rounds),
+        "multi_face_photos": describe_photos(photos, multi_frames),
         "scene_quality": scene_quality(backends, classifier_meta, runtimes[0]),
         "classifier": classifier_meta,
         "default_backend": DEFAULT_BACKEND,

@@ -15,6 +15,7 @@ from edge.errors import ConfigError
 from edge.paths import DEFAULT_CONFIG
 from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.detectors import DetectorSettings
+from edge.inference.geometry import polygon_problem
 from edge.inference.pipeline import ClassifierSettings
 from edge.service.decision import DecisionSettings
 from edge.service.indicator import pin_conflicts, pin_problem
@@ -44,6 +45,23 @@ def camera_name(value):
     if value and all(c.isalnum() or c in "-_" for c in value):
         return None
     return "use letters, digits, - and _ only"
+
+
+def ignore_regions_problem(regions):
+    """A check for a camera's ignore_regions: each region at least 3 points [x, y], each x and y a
+    fraction of the frame (0..1), and an area (not every point on one line); the problem names
+    the region's index and the point, or None."""
+    for r, region in enumerate(regions):
+        for i, point in enumerate(region):
+            if len(point) == 2 and any(isinstance(v, (int, float)) and not 0.0 <= v <= 1.0
+                                       for v in point):
+                return (f"ignore_regions[{r}] point {i} {list(point)}: x and y are fractions of "
+                        "the frame's width and height, between 0 and 1 (divide a snapshot's "
+                        "pixels by its width and height)")
+        problem = polygon_problem(region)
+        if problem:
+            return f"ignore_regions[{r}] {problem}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,15 @@ class CameraConfig:
     name: str = field(metadata=_help("its name in topics and logs (letters, digits, - and _)",
                                      camera_name))
     source: SourceConfig = field(metadata=_help("where frames come from"))
+    ignore_regions: list[list[list[float]]] = field(default_factory=list, metadata=_help(
+        "polygons where a face is not a person (a poster, a screen): faces whose box centre lies "
+        "in one are ignored; each a list of at least 3 [x, y] points, x and y fractions (0..1) "
+        "of the frame's width and height"))
+
+    def __post_init__(self):
+        problem = ignore_regions_problem(self.ignore_regions)
+        if problem:
+            raise ValueError(f"camera {self.name!r}: {problem}")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,18 @@
 """Draw faces, labels and scores on a frame (`maskdet detect --annotate`, the live view and
-snapshots of the daemon), blur faces for privacy, crop and encode JPEG."""
+snapshots of the daemon), the ignore regions and the faces in them, blur faces for privacy, crop
+and encode JPEG."""
 import math
 
 import cv2
+import numpy as np
 
 COLOURS_BGR = {"mask": (60, 180, 60), "no_mask": (40, 40, 220), "unknown": (160, 160, 160)}
 CAPTIONS = {"mask": "Mask", "no_mask": "No mask", "unknown": "Unknown"}
+IGNORED_BGR = (96, 96, 96)  # a face in an ignore region: a darker grey than `unknown`
+IGNORED_CAPTION = "Ignored"
+REGION_BGR = (210, 210, 210)  # an ignore region's outline, tint and label
+REGION_ALPHA = 0.3  # how much of the tint covers the picture inside a region
+REGION_LABEL = "ignored"
 
 
 def percent(score):
@@ -25,22 +32,72 @@ def caption(face):
     return describe(face.label, face.score)
 
 
+def _thickness(frame):
+    return max(1, round(max(frame.shape[:2]) / 400))
+
+
+def _label(out, text, x, y, colour, thickness, ink=(255, 255, 255)):
+    """A caption on a filled `colour` box whose bottom-left is near (x, y), kept in the frame."""
+    scale = 0.4 * thickness
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    top = min(max(0, y - th - base - 2), max(0, out.shape[0] - th - base - 2))
+    left = max(0, min(x, out.shape[1] - tw - 2))
+    cv2.rectangle(out, (left, top), (left + tw + 2, top + th + base + 2), colour, -1)
+    cv2.putText(out, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, ink,
+                thickness, cv2.LINE_AA)
+
+
+def _box(out, box, colour, text, thickness):
+    """A box and its caption above it, in place."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+    _label(out, text, x1, y1, colour, thickness)
+
+
 def draw_faces(frame_bgr, faces):
     """A copy of the frame with each face's box and caption."""
     out = frame_bgr.copy()
-    thickness = max(1, round(max(out.shape[:2]) / 400))
+    thickness = _thickness(out)
     for face in faces:
-        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-        colour = COLOURS_BGR[face.label]
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
-        text = caption(face)
-        scale = 0.4 * thickness
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y1 - th - base - 2)
-        left = max(0, min(x1, out.shape[1] - tw - 2))
-        cv2.rectangle(out, (left, top), (left + tw + 2, top + th + base + 2), colour, -1)
-        cv2.putText(out, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)
+        _box(out, face.box, COLOURS_BGR[face.label], caption(face), thickness)
+    return out
+
+
+def draw_ignored(frame_bgr, faces):
+    """A copy of the frame with each face of an ignore region boxed in grey, captioned
+    `Ignored` (whatever its label: it is not a person)."""
+    out = frame_bgr.copy()
+    thickness = _thickness(out)
+    for face in faces:
+        _box(out, face.box, IGNORED_BGR, IGNORED_CAPTION, thickness)
+    return out
+
+
+def region_pixels(polygon, shape):
+    """A polygon in fractions of the frame ([[x, y], ...], 0..1) as an int32 array of pixel
+    points of a frame of `shape` (height, width, ...); 1.0 is the last row or column."""
+    height, width = shape[:2]
+    points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2) * (width, height)
+    points = np.rint(points).clip(0, (width - 1, height - 1))
+    return points.astype(np.int32)
+
+
+def draw_ignore_regions(frame_bgr, regions):
+    """A copy of the frame with each ignore region (polygons in fractions of the frame's width
+    and height) tinted, outlined and labelled `ignored` at its top corner."""
+    out = frame_bgr.copy()
+    if not regions:
+        return out
+    thickness = _thickness(out)
+    polygons = [region_pixels(polygon, out.shape) for polygon in regions]
+    tint = out.copy()
+    cv2.fillPoly(tint, polygons, REGION_BGR)
+    cv2.addWeighted(tint, REGION_ALPHA, out, 1.0 - REGION_ALPHA, 0, dst=out)
+    cv2.polylines(out, polygons, True, REGION_BGR, thickness)
+    for points in polygons:
+        x, y = points[np.lexsort((points[:, 0], points[:, 1]))[0]]  # the top corner
+        _label(out, REGION_LABEL, int(x), int(y) + 4 * thickness + 12, REGION_BGR, thickness,
+               ink=(0, 0, 0))
     return out
 
 
@@ -77,12 +134,17 @@ def blur_regions(frame_bgr, boxes, margin=0.15):
     return frame_bgr
 
 
-def draw_view(frame_bgr, faces, blur=True):
+def draw_view(frame_bgr, faces, blur=True, ignored=(), regions=()):
     """What a person watching the detector sees: a copy of the frame with every face blurred
-    (unless `blur` is False), then each face's box, label and score drawn."""
+    (unless `blur` is False; also the `ignored` ones), the ignore `regions` (fractions of the
+    frame), the ignored faces in grey, then each face's box, label and score drawn."""
     out = frame_bgr.copy()
     if blur:
-        blur_regions(out, [face.box for face in faces])
+        blur_regions(out, [face.box for face in (*faces, *ignored)])
+    if regions:
+        out = draw_ignore_regions(out, regions)
+    if ignored:
+        out = draw_ignored(out, ignored)
     return draw_faces(out, faces) if faces else out
 
 

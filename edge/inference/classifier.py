@@ -1,16 +1,30 @@
-"""The mask classifier: one invoke per face crop, label and score from the model's metadata."""
+"""The mask classifier: face crops -> label and score from the model's metadata.
+
+On the CPU the faces of a frame go through the model in one invoke (its input resized to the
+number of faces, at most MAX_BATCH at a time); on the Edge TPU, whose compiled model is static,
+one invoke per face.
+"""
 import logging
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from edge.inference import tensors
-from edge.errors import ModelError
+from edge.errors import DataError, ModelError
 from edge.inference.model_meta import load_classifier_meta, sha256_of
 from edge.inference.preprocess import crop_face, resize_square
 from edge.inference.accelerator import AcceleratedModel, AcceleratorSettings
+from edge.inference.runtime import open_interpreter
 
 log = logging.getLogger(__name__)
+
+# Faces per CPU invoke at most; more are split. The activations grow with the batch (the 224 px
+# MobileNetV2 takes about 20 MB more at 8 faces than at 1) while the cost per face is about flat
+# past 4 faces (BENCHMARKS.md, the classifier's batches).
+MAX_BATCH = 8
+# Runtimes whose int8 batches failed here: {runtime name: why}; they classify face by face.
+NO_BATCHES = {}
 
 
 @dataclass(frozen=True)
@@ -23,11 +37,13 @@ class Classification:
 
 
 class MaskClassifier:
-    """An int8 MobileNetV2 mask / no-mask classifier opened once and invoked per face."""
+    """An int8 MobileNetV2 mask / no-mask classifier opened once: one invoke per frame's faces on
+    the CPU, one per face on the Edge TPU."""
 
     def __init__(self, meta, interpreter):
         self.meta = meta
-        self.interpreter = interpreter
+        self.interpreter = interpreter  # an AcceleratedModel: the Edge TPU or its CPU twin
+        self._batch = None  # the CPU interpreter of frames with several faces, opened when needed
         try:
             height, width = tensors.input_size(interpreter)
         except ModelError as exc:
@@ -80,10 +96,104 @@ class MaskClassifier:
         return self.decide(self.no_mask_probability(face_rgb))
 
     def classify_box(self, frame_bgr, box):
-        """Label and score of the face at `box` in a BGR frame, framed as in training (resized
-        first, then turned to RGB: the same pixels, and the colour swap on the small image)."""
+        """Label and score of the face at `box` in a BGR frame (one invoke)."""
+        return self.decide(self._probability(self._face_input(frame_bgr, box)))
+
+    def classify_boxes(self, frame_bgr, boxes):
+        """Label and score of each face box of a BGR frame, in order, as `classify_box` gives
+        them; a face that cannot be cropped is its DataError instead, the others are classified.
+        On the CPU all faces go in one invoke; on the Edge TPU one invoke per face."""
+        inputs = []
+        for box in boxes:
+            try:
+                inputs.append(self._face_input(frame_bgr, box))
+            except DataError as exc:
+                inputs.append(exc)
+        probabilities = iter(self._probabilities([p for p in inputs if not isinstance(p, DataError)]))
+        return [p if isinstance(p, DataError) else self.decide(next(probabilities)) for p in inputs]
+
+    def _face_input(self, frame_bgr, box):
+        """The model's input for the face at `box`, framed as in training (resized first, then
+        turned to RGB: the same pixels, and the colour swap on the small image)."""
         crop = resize_square(crop_face(frame_bgr, box, self.meta.crop_margin), self.meta.input_size)
-        return self.decide(self._probability(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)))
+        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+
+    def _probabilities(self, inputs):
+        """P(no mask) of each input: through the model one by one while `_alone` says so, the
+        rest in CPU batches."""
+        done = []
+        while len(done) < len(inputs) and self._alone(len(done), len(inputs) - len(done)):
+            done.append(self._probability(inputs[len(done)]))
+        return done + self._batched(inputs[len(done):])
+
+    def _alone(self, done, left):
+        """Whether the next face goes through the model by itself: the last one (a batch of one
+        is the model's own shape), every face while the model is on the Edge TPU (a fallback in
+        the middle of a frame sends the rest to the CPU batch), and the first face of a frame
+        while the model waits to go back to the Edge TPU (its invoke moves the retry on)."""
+        if left == 1:
+            return True
+        placement = self.interpreter.placement
+        if placement.accelerator == "edgetpu":
+            return True
+        return done == 0 and placement.reason is not None
+
+    def _batched(self, inputs):
+        """P(no mask) of each input, MAX_BATCH per invoke of the CPU batch interpreter; one by one
+        through the model where this runtime's batches fail."""
+        batch = self._batch_interpreter() if inputs else None
+        if batch is None:
+            return [self._probability(p) for p in inputs]
+        out = []
+        for start in range(0, len(inputs), MAX_BATCH):
+            chunk = inputs[start:start + MAX_BATCH]
+            try:
+                scores = tensors.run_images(batch, chunk, self.meta.mean, self.meta.std)
+            except (ValueError, RuntimeError) as exc:
+                self._refuse_batches(exc)
+                return out + [self._probability(p) for p in inputs[start:]]
+            out += [float(row[self.meta.positive_index]) for row in scores]
+        return out
+
+    def _batch_interpreter(self):
+        """The CPU twin opened a second time, its input resized per frame, checked once against
+        single invokes; None where batches fail with this runtime. One interpreter resized when
+        the number of faces changes (0.03 to 0.2 ms here once its arena is grown), not one per
+        batch size (about 12 MB each, and their activations)."""
+        if self.interpreter.runtime.name in NO_BATCHES:
+            self._batch = None
+            return None
+        if self._batch is None:
+            try:
+                batch = open_interpreter(self.interpreter.cpu_path, self.interpreter.runtime,
+                                         self.interpreter.num_threads)
+                check_batches(batch, self.meta.input_size, self.meta.mean, self.meta.std)
+            except (ModelError, ValueError, RuntimeError) as exc:
+                self._refuse_batches(exc)
+                return None
+            self._batch = batch
+        return self._batch
+
+    def _refuse_batches(self, cause):
+        """Classify face by face from now on with this runtime; said once per runtime."""
+        name = self.interpreter.runtime.name
+        self._batch = None
+        if name not in NO_BATCHES:
+            NO_BATCHES[name] = str(cause)
+            log.warning("%s cannot run the classifier on several faces in one invoke (%s): one "
+                        "invoke per face", name, cause)
+
+
+def check_batches(interpreter, size, mean, std):
+    """ModelError unless a batch of two images gives each image's scores as two single invokes
+    do (to one quantization step): a runtime may accept a batch and still get it wrong."""
+    images = list(np.random.default_rng(0).integers(0, 256, (2, size, size, 3), np.uint8))
+    alone = np.concatenate([tensors.run_images(interpreter, [image], mean, std) for image in images])
+    together = tensors.run_images(interpreter, images, mean, std)
+    step = tensors.output_step(interpreter.get_output_details()[0])
+    if together.shape != alone.shape or not np.allclose(together, alone, rtol=0, atol=step):
+        raise ModelError(f"a batch of two gave {together.tolist()} where single invokes gave "
+                         f"{alone.tolist()}")
 
 
 def sha256_of_existing(path):

@@ -1,4 +1,6 @@
-"""Face boxes and the pure geometry over them: IoU, non-maximum suppression, letterboxing."""
+"""Face boxes and the pure geometry over them: IoU, non-maximum suppression, letterboxing, and
+polygons (point in polygon, a face inside a region)."""
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -116,3 +118,68 @@ def to_faces(boxes, scores, width, height, min_side=1.0):
         if box[2] - box[0] >= min_side and box[3] - box[1] >= min_side:
             faces.append(Face(tuple(float(v) for v in box), float(score)))
     return faces
+
+
+# -- polygons (ignore regions): pure functions over [[x, y], ...] in any one unit ----------------
+
+MIN_POLYGON_AREA = 1e-9  # below this a polygon is a line (in fractions of a frame: 1e-9 of it)
+
+
+def polygon_area(points):
+    """The area of a polygon [[x, y], ...] (shoelace formula; any winding, never negative)."""
+    total = 0.0
+    for (x1, y1), (x2, y2) in zip(points, list(points[1:]) + list(points[:1])):
+        total += x1 * y2 - x2 * y1
+    return abs(total) / 2.0
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def polygon_problem(points):
+    """Why `points` ([[x, y], ...]) is not a polygon to test faces against, or None: a point that
+    is not two finite numbers, fewer than 3 points, or no area (every point on one line)."""
+    for i, point in enumerate(points):
+        if len(point) != 2 or not all(_is_number(v) for v in point):
+            return f"point {i} {list(point)}: a point is two finite numbers [x, y]"
+    if len(points) < 3:
+        return f"has {len(points)} point(s): a region needs at least 3"
+    if polygon_area(points) < MIN_POLYGON_AREA:
+        return "has no area: its points lie on one line"
+    return None
+
+
+def _on_segment(x, y, a, b, tolerance=1e-9):
+    """True when (x, y) lies on the segment from a to b (within `tolerance`)."""
+    (x1, y1), (x2, y2) = a, b
+    cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
+    if abs(cross) > tolerance * max(1.0, abs(x2 - x1) + abs(y2 - y1)):
+        return False
+    return (min(x1, x2) - tolerance <= x <= max(x1, x2) + tolerance and
+            min(y1, y2) - tolerance <= y <= max(y1, y2) + tolerance)
+
+
+def point_in_polygon(x, y, points):
+    """True when (x, y) is inside the polygon [[x, y], ...] or on its outline (even-odd rule:
+    convex and concave outlines alike)."""
+    inside = False
+    for a, b in zip(points, list(points[1:]) + list(points[:1])):
+        if _on_segment(x, y, a, b):
+            return True
+        (x1, y1), (x2, y2) = a, b
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+def box_centre(box):
+    """The centre (x, y) of an [x1, y1, x2, y2] box."""
+    return (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+
+
+def box_in_regions(box, regions, width, height):
+    """True when the centre of a pixel box lies in any of `regions`, polygons given as fractions
+    of a frame `width` x `height` pixels (x / width, y / height)."""
+    x, y = box_centre(box)
+    return any(point_in_polygon(x / width, y / height, polygon) for polygon in regions)

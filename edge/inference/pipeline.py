@@ -126,8 +126,11 @@ class FaceMaskPipeline:
 
     def classify(self, frame_bgr, faces):
         """A FaceResult for each of `faces` (in order): classified, or `unknown` with the reason
-        (too small, cannot be cropped); one face's fault never costs the others."""
-        return [self._classify(frame_bgr, face) for face in faces]
+        (too small, cannot be cropped); one face's fault never costs the others. The faces big
+        enough go to the classifier together (one invoke on the CPU)."""
+        wanted = [i for i, face in enumerate(faces) if face.size >= self.min_face_size]
+        answers = dict(zip(wanted, self._classify_boxes(frame_bgr, [faces[i].box for i in wanted])))
+        return [self._result(frame_bgr, face, answers.get(i)) for i, face in enumerate(faces)]
 
     def unclassified(self, frame_bgr, face, reason):
         """The FaceResult of a face deliberately not classified (e.g. a person already decided):
@@ -135,17 +138,31 @@ class FaceMaskPipeline:
         return FaceResult(face.box, UNKNOWN, None, face.score, reason,
                           is_partial(face.box, frame_bgr.shape))
 
-    def _classify(self, frame_bgr, face):
+    def _classify_boxes(self, frame_bgr, boxes):
+        """The classifier's answer for each box (a Classification or a DataError): all at once
+        through `classify_boxes`, or box by box from a classifier that has only `classify_box`."""
+        if not boxes:
+            return []
+        if hasattr(self.classifier, "classify_boxes"):
+            return self.classifier.classify_boxes(frame_bgr, boxes)
+        answers = []
+        for box in boxes:
+            try:
+                answers.append(self.classifier.classify_box(frame_bgr, box))
+            except DataError as exc:
+                answers.append(exc)
+        return answers
+
+    def _result(self, frame_bgr, face, answer):
+        """The FaceResult of a face from the classifier's answer (None: too small to ask)."""
         partial = is_partial(face.box, frame_bgr.shape)
-        if face.size < self.min_face_size:
+        if answer is None:
             return FaceResult(face.box, UNKNOWN, None, face.score,
                               f"smaller than {self.min_face_size} px ({face.size:.0f} px)", partial)
-        try:
-            c = self.classifier.classify_box(frame_bgr, face.box)
-        except DataError as exc:
-            log.debug("face %s not classified: %s", face.box, exc)
-            return FaceResult(face.box, UNKNOWN, None, face.score, str(exc), partial)
-        return FaceResult(face.box, c.label, c.score, face.score, partial=partial)
+        if isinstance(answer, DataError):
+            log.debug("face %s not classified: %s", face.box, answer)
+            return FaceResult(face.box, UNKNOWN, None, face.score, str(answer), partial)
+        return FaceResult(face.box, answer.label, answer.score, face.score, partial=partial)
 
 
 def build_pipeline(detector=DetectorSettings(), classifier=ClassifierSettings(),

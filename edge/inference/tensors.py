@@ -28,7 +28,8 @@ def input_size(interpreter):
 
 
 def quantize_pixels(pixels, details, mean, std):
-    """uint8 pixels -> the input tensor's dtype, where the model expects (pixel - mean) / std.
+    """uint8 pixels (an HxWxC image or a batch of them) -> the input tensor's dtype, where the
+    model expects (pixel - mean) / std.
 
     When the quantization already equals the normalisation (scale * std == 1 and zero point ==
     mean) the pixels are passed through untouched, as pycoral's adapters do.
@@ -42,7 +43,8 @@ def quantize_pixels(pixels, details, mean, std):
     pixels = np.asarray(pixels)
     if pixels.dtype == np.uint8:  # one table lookup instead of float maths per pixel
         table = _pixel_table(np.dtype(dtype).name, float(scale), int(zero_point), float(mean), float(std))
-        return cv2.LUT(pixels, table.view(np.uint8)).view(table.dtype).reshape(pixels.shape)
+        flat = pixels.reshape(-1, *pixels.shape[-2:]) if pixels.ndim > 3 else pixels  # a batch
+        return cv2.LUT(flat, table.view(np.uint8)).view(table.dtype).reshape(pixels.shape)
     info = np.iinfo(dtype)
     real = (pixels.astype(np.float32) - mean) / std
     return np.clip(np.round(real / scale + zero_point), info.min, info.max).astype(dtype)
@@ -66,6 +68,12 @@ def dequantize(values, details):
     return (values.astype(np.float32) - zero_point) * scale
 
 
+def output_step(details):
+    """One quantization step of an output (its scale); 1e-6 for a float output."""
+    scale = float(details["quantization"][0])
+    return scale if scale else 1e-6
+
+
 def set_image(interpreter, pixels, mean, std):
     """Put one HxWx3 uint8 image into the input tensor, quantized as the model expects."""
     details = input_details(interpreter)
@@ -82,3 +90,33 @@ def run_image(interpreter, pixels, mean, std):
     set_image(interpreter, pixels, mean, std)
     interpreter.invoke()
     return output(interpreter, interpreter.get_output_details()[0])
+
+
+def resize_batch(interpreter, size):
+    """Make the input an [size, H, W, C] batch, re-allocating the tensors only when its batch
+    dimension is another (a plain TFLite interpreter: a compiled Edge TPU model is static)."""
+    details = input_details(interpreter)
+    shape = [int(v) for v in details["shape"]]
+    if shape[0] != size:
+        interpreter.resize_tensor_input(details["index"], [size] + shape[1:])
+        interpreter.allocate_tensors()
+
+
+def set_images(interpreter, images, mean, std):
+    """Put N HxWx3 uint8 images into the [N, H, W, 3] input tensor, quantized in one pass."""
+    details = input_details(interpreter)
+    interpreter.set_tensor(details["index"], quantize_pixels(np.stack(images), details, mean, std))
+
+
+def rows(interpreter, details):
+    """The dequantized output tensor described by `details`: one row per image of the batch."""
+    return dequantize(interpreter.get_tensor(details["index"]), details)
+
+
+def run_images(interpreter, images, mean, std):
+    """One invoke over N HxWx3 uint8 images (the input resized to N first when it is not);
+    returns the dequantized first output, one row per image."""
+    resize_batch(interpreter, len(images))
+    set_images(interpreter, images, mean, std)
+    interpreter.invoke()
+    return rows(interpreter, interpreter.get_output_details()[0])

@@ -1,9 +1,11 @@
 """`maskdet run`: cameras -> faces -> decisions -> lights, buzzer and MQTT, until SIGTERM.
 
-The frame loop lives in `Daemon.run`: it takes the newest frame of each camera in turn, runs the
-inference core, folds the faces into that camera's tracks and decisions, and hands the results to
-the indicator and the publisher, neither of which blocks. It pings the systemd watchdog only while
-frames really flow, so a hung camera or accelerator gets the service restarted.
+The frame loop lives in `Daemon.run`: it takes the newest frame of each camera in turn, detects
+its faces, classifies those the camera's people need (`analyse`: new and undecided people every
+frame, a decided one now and then), folds the faces into that camera's tracks and decisions, and
+hands the results to the indicator and the publisher, neither of which blocks. It pings the
+systemd watchdog only while frames really flow, so a hung camera or accelerator gets the service
+restarted.
 
 `edge/service/run.py` runs it as a process (signals, start, reloads); `handover.py` decides what
 a Daemon built by a reload takes over from the running one.
@@ -30,6 +32,7 @@ from edge.service.camera import CameraWorker
 from edge.service.commands import CommandHandler, Controls
 from edge.service.health import HealthReader
 from edge.service.http_view import HttpView
+from edge.service.ignore_regions import IgnoreRegions
 from edge.service.metrics import Family, Metrics, render
 from edge.service.people import AlertCleared, PeopleInView
 from edge.service.publisher import Publisher
@@ -109,6 +112,40 @@ def accelerator_counters(pipeline):
     return out
 
 
+@dataclasses.dataclass
+class Analysis:
+    """One frame through the inference core as the daemon runs it: the FaceResults of the faces
+    kept (in detection order), the detected faces an ignore region set apart, how many faces
+    the classifier ran on and how many the schedule left out, and the stage timings (ms)."""
+
+    faces: list
+    ignored: list
+    classified: int
+    skipped: int
+    timings_ms: dict
+
+
+def analyse(pipeline, view, image, now, ignore=None):
+    """Detect the faces of one frame, set apart those in an ignore region (`ignore`: an
+    IgnoreRegions or None), and classify in one `pipeline.classify` call only the faces the
+    camera's people need (`PeopleInView.plan_classification`); the others are `unknown` with
+    why, and feed no decision."""
+    start = time.perf_counter()
+    detected = pipeline.detect(image)
+    split = time.perf_counter()
+    kept, ignored = ignore.split(image.shape, detected) if ignore is not None else (detected, [])
+    plan = view.plan_classification(kept, now, image.shape)
+    wanted = [face for face, why in zip(kept, plan) if why is None]
+    classified = pipeline.classify(image, wanted) if wanted else []
+    done = time.perf_counter()
+    answers = iter(classified)
+    faces = [next(answers) if why is None else pipeline.unclassified(image, face, why)
+             for face, why in zip(kept, plan)]
+    return Analysis(faces, ignored, sum(1 for r in classified if r.score is not None),
+                    len(kept) - len(wanted),
+                    {"detect": (split - start) * 1000.0, "classify": (done - split) * 1000.0})
+
+
 class Daemon:
     """The running service for one configuration (a reload builds a new one).
 
@@ -134,6 +171,7 @@ class Daemon:
                         CameraWorker(c.name, create_source(c.source)) for c in config.cameras}
         self.views = {c.name: self._kept.views.get(c.name) or PeopleInView(c.name, config.decision)
                       for c in config.cameras}
+        self.ignore = {c.name: IgnoreRegions(c.name, c.ignore_regions) for c in config.cameras}
         self.started_at = self._kept.started_at or time.time()
         self.latencies = {"detect": [], "classify": []}
         self._published_state = {}
@@ -141,6 +179,7 @@ class Daemon:
         self._shut_down = False
         self.controls = self._kept.controls or Controls()
         self.metrics = self._kept.metrics or Metrics()
+        self._classifier_seen = self._classifier_totals()  # at the last stats: (frames, faces)
         self.health = self._kept.health or HealthReader(
             config.mqtt.outbox_path, min(HEALTH_EVERY_S, config.mqtt.stats_interval_s))
         self.health.outbox_path = config.mqtt.outbox_path
@@ -267,7 +306,8 @@ class Daemon:
 
     def _process(self, frame, view):
         try:
-            result = self.pipeline.analyze(frame.image)
+            result = analyse(self.pipeline, view, frame.image, frame.seen_at,
+                             self.ignore[frame.camera])
         except MaskdetError as exc:  # e.g. the accelerator is required and gone
             log.error("camera %s frame %d: %s", frame.camera, frame.number, exc)
             raise
@@ -278,13 +318,17 @@ class Daemon:
             self.latencies.setdefault(stage, []).append(ms)
             self.metrics.observe_latency(stage, ms)
         self.metrics.count_frame(frame.camera)
+        self.metrics.count_faces(frame.camera, result.classified, result.skipped)
         height, width = frame.image.shape[:2]
         self.frame_sizes[frame.camera] = (width, height)
+        decisions = view.observe(result.faces, frame.seen_at)
         if self.http is not None:
-            self.http.offer(frame.camera, frame.number, frame.image, result.faces)
-        for d in view.observe(result.faces, frame.seen_at):
+            self.http.offer(frame.camera, frame.number, frame.image, view.as_shown(result.faces),
+                            result.ignored, self.ignore[frame.camera].polygons)
+        every_box = [f.box for f in result.faces + result.ignored]
+        for d in decisions:
             log.info("camera %s: person %d %s (%.2f)", frame.camera, d.track_id, d.kind, d.score)
-            self._publish_decision(frame, d, [f.box for f in result.faces])
+            self._publish_decision(frame, d, every_box)
 
     def _context(self, camera):
         """The fields every event of `camera` carries (`payloads.event_context`)."""
@@ -386,7 +430,7 @@ class Daemon:
                  "events": self.metrics.events_by_type(), "outbox": outbox,
                  "accelerator": accelerator_counters(self.pipeline),
                  "sw_version": edge.__version__, "model": self.model,
-                 "detector": self.config.detector.type}
+                 "detector": self.config.detector.type, "classifier": self._classifier_load()}
         if self.health.latest is not None:
             extra["health"] = self.health.latest
         if self.snapshots is not None:
@@ -395,6 +439,19 @@ class Daemon:
             latency, {n: w.frames.dropped for n, w in self.workers.items()}, outbox["depth"],
             outbox["dropped"], time.time() - self.started_at, **extra)
         self.publisher.publish_stats(self.last_stats)
+
+    def _classifier_totals(self):
+        """(frames analysed, faces classified) since start, over every camera."""
+        return sum(self.metrics.frames_analysed().values()), self.metrics.faces_classified()[0]
+
+    def _classifier_load(self):
+        """The stats' `classifier` section; its per-frame rate is over the interval since the
+        last stats."""
+        frames, classified = self._classifier_totals()
+        last_frames, last_classified = self._classifier_seen
+        self._classifier_seen = (frames, classified)
+        return payloads.classifier_load(*self.metrics.faces_classified(), frames - last_frames,
+                                        classified - last_classified)
 
     # -- what the HTTP view asks (from its own threads)
 
@@ -421,7 +478,7 @@ class Daemon:
                          "frames the camera queue dropped because the detector was busy")
         camera_up = Family("maskdet_camera_up", "gauge", "1 while the camera delivers frames")
         alert = Family("maskdet_alert", "gauge", "1 during the camera's alert")
-        in_view = Family("maskdet_people_in_view", "gauge", "faces tracked now")
+        in_view = Family("maskdet_people_in_view", "gauge", "faces tracked now, less pictures")
         fps = Family("maskdet_fps", "gauge", "frames analysed per second (last 5 s)")
         paused = Family("maskdet_paused", "gauge", "1 while detection is paused")
         muted = Family("maskdet_muted", "gauge", "1 while the buzzer is muted")

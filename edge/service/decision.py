@@ -1,5 +1,7 @@
 """Per track: a smoothed no-mask probability, hysteresis and a minimum number of frames decide
-`mask` or `no_mask` once; a decided person who later changes gives one new decision."""
+`mask` or `no_mask` once; a decided person who later changes gives one new decision. A decision
+the recent frames confirm is `settled`: such a person need not be classified every frame."""
+import math
 from dataclasses import dataclass
 
 from edge.settings import in_range, setting
@@ -18,6 +20,14 @@ class DecisionSettings:
     max_missed_frames: int = setting(5, "frames a face may vanish and keep its track", in_range(0, 100))
     alert_clear_s: float = setting(3.0, "the alert clears this long after the last unmasked person "
                                    "leaves or masks up", in_range(0, 3600))
+    reclassify_every: int = setting(5, "a person decided and settled is classified again every this "
+                                    "many frames (1: every face on every frame)", in_range(1, 100))
+    reclassify_within_s: float = setting(1.0, "and often enough that a change (a mask taken off) "
+                                         "is decided within about this many seconds",
+                                         in_range(0.1, 60))
+    still_face_s: float = setting(300.0, "a face whose box has not moved for this many seconds is "
+                                  "taken for a picture: not counted, no alert (0: never)",
+                                  in_range(0, 86400))
 
     def __post_init__(self):
         if self.mask_below >= self.no_mask_above:
@@ -32,6 +42,7 @@ class TrackDecision:
     probability: float = None
     frames: int = 0
     decided: str = None
+    last: float = None  # the P(no mask) of the last classified frame
 
 
 def update_decision(state, no_mask_probability, settings):
@@ -43,6 +54,7 @@ def update_decision(state, no_mask_probability, settings):
     state.probability = no_mask_probability if state.probability is None else \
         a * no_mask_probability + (1 - a) * state.probability
     state.frames += 1
+    state.last = no_mask_probability
     if state.frames < settings.min_frames:
         return None
     if state.probability >= settings.no_mask_above:
@@ -55,3 +67,23 @@ def update_decision(state, no_mask_probability, settings):
         return None
     state.decided = verdict
     return verdict
+
+
+def settled(state, settings):
+    """True when the track is decided and both its running mean (beyond the decided side's
+    bound) and its last classified frame (on the decided side of 0.5) agree with the decision."""
+    if state.decided == "no_mask":
+        return state.probability >= settings.no_mask_above and state.last >= 0.5
+    if state.decided == "mask":
+        return state.probability <= settings.mask_below and state.last < 0.5
+    return False
+
+
+def frames_to_change(settings):
+    """Classified frames a settled decision needs to turn when the face changes for certain
+    (P(no mask) from 0 to 1 or back): how long a change takes once it is looked at."""
+    keep = 1.0 - settings.smoothing
+    if keep <= 0.0:
+        return 1
+    return max(math.ceil(math.log(1.0 - settings.no_mask_above) / math.log(keep)),
+               math.ceil(math.log(settings.mask_below) / math.log(keep)), 1)

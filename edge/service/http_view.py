@@ -86,13 +86,13 @@ class LiveSlot:
     def __init__(self):
         self._cond = threading.Condition()
         self._encode = threading.Lock()
-        self._item = None  # (number, image, faces)
+        self._item = None  # (number, image, faces, ignored faces, ignore regions)
         self._jpeg = (None, None)  # (number, bytes)
 
-    def offer(self, number, image, faces):
+    def offer(self, number, image, faces, ignored=(), regions=()):
         """The frame loop's hand-over: keep a reference, wake the viewers. Never blocks long."""
         with self._cond:
-            self._item = (number, image, faces)
+            self._item = (number, image, faces, ignored, regions)
             self._cond.notify_all()
 
     @property
@@ -102,18 +102,20 @@ class LiveSlot:
         return item[0] if item else 0
 
     def wait_newer(self, than, timeout):
-        """The newest (number, image, faces) newer than frame `than`, or None after `timeout`."""
+        """The newest (number, image, faces, ignored, regions) newer than frame `than`, or None
+        after `timeout`."""
         with self._cond:
             self._cond.wait_for(lambda: self._item is not None and self._item[0] != than, timeout)
             item = self._item
         return item if item is not None and item[0] != than else None
 
     def jpeg(self, item, render):
-        """The JPEG of `item` made by `render(image, faces)`, encoded once for every viewer."""
-        number, image, faces = item
+        """The JPEG of `item` made by `render(image, faces, ignored, regions)`, encoded once for
+        every viewer."""
+        number, *drawing = item
         with self._encode:
             if self._jpeg[0] != number:
-                self._jpeg = (number, render(image, faces))
+                self._jpeg = (number, render(*drawing))
             return self._jpeg[1]
 
 
@@ -141,11 +143,13 @@ class HttpView:
         """The cameras served (a reload may change them); a kept camera keeps its slot."""
         self.slots = {name: self.slots.get(name) or LiveSlot() for name in names}
 
-    def offer(self, camera, number, image, faces):
-        """Hand an analysed frame to the live view (never blocks, never raises)."""
+    def offer(self, camera, number, image, faces, ignored=(), regions=()):
+        """Hand an analysed frame to the live view (never blocks, never raises): its faces, the
+        faces set apart by the camera's ignore regions and those regions (polygons in fractions
+        of the frame), drawn in grey."""
         slot = self.slots.get(camera)
         if slot is not None:
-            slot.offer(number, image, faces)
+            slot.offer(number, image, faces, ignored, regions)
 
     # -- start and stop
 
@@ -205,10 +209,11 @@ class HttpView:
         return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"),
                                                          self.token.encode("utf-8"))
 
-    def render(self, image, faces):
-        """A frame as the live view shows it: faces blurred (per privacy), boxes and scores
-        drawn, shrunk to max_width, JPEG."""
-        view = draw_view(image, faces, blur=self.privacy.blur_faces)
+    def render(self, image, faces, ignored=(), regions=()):
+        """A frame as the live view shows it: faces blurred (per privacy), the ignore regions
+        and their faces in grey, boxes and scores drawn, shrunk to max_width, JPEG."""
+        view = draw_view(image, faces, blur=self.privacy.blur_faces, ignored=ignored,
+                         regions=regions)
         return encode_jpeg(shrink(view, self.config.max_width), self.config.jpeg_quality)
 
     def add_viewer(self):

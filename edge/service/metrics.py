@@ -98,6 +98,8 @@ class Metrics:
         self.latency = {}  # stage -> Histogram
         self.frames = {}  # camera -> frames analysed
         self.skipped = {}  # camera -> frames not analysed (paused)
+        self.classified = {}  # camera -> faces the classifier ran on
+        self.faces_skipped = {}  # camera -> faces the schedule left out (decided people ...)
         self.events = {}  # (camera, type) -> count
         self.commands = {}  # result (accepted, rejected reason) -> count
 
@@ -111,6 +113,17 @@ class Metrics:
         with self._lock:
             table = self.frames if analysed else self.skipped
             table[camera] = table.get(camera, 0) + 1
+
+    def count_faces(self, camera, classified, skipped):
+        """One analysed frame's faces: how many were classified, how many left out."""
+        with self._lock:
+            self.classified[camera] = self.classified.get(camera, 0) + classified
+            self.faces_skipped[camera] = self.faces_skipped.get(camera, 0) + skipped
+
+    def faces_classified(self):
+        """(faces classified, faces left out) since start, over every camera."""
+        with self._lock:
+            return sum(self.classified.values()), sum(self.faces_skipped.values())
 
     def count_event(self, camera, kind):
         """One event published."""
@@ -149,6 +162,15 @@ class Metrics:
                              "frames not analysed because detection is paused")
             for camera, n in sorted(self.skipped.items()):
                 skipped.add(n, camera=camera)
+            classified = Family("maskdet_faces_classified_total", "counter",
+                                "faces the mask classifier ran on")
+            for camera, n in sorted(self.classified.items()):
+                classified.add(n, camera=camera)
+            faces_skipped = Family("maskdet_faces_skipped_total", "counter",
+                                   "faces not classified: the person is decided (checked again "
+                                   "later), a picture, or cut by the frame's edge")
+            for camera, n in sorted(self.faces_skipped.items()):
+                faces_skipped.add(n, camera=camera)
             events = Family("maskdet_events_total", "counter", "events published, by type")
             for (camera, kind), n in sorted(self.events.items()):
                 events.add(n, camera=camera, type=kind)
@@ -156,4 +178,4 @@ class Metrics:
                               "commands received on <prefix>/<camera>/set, by result")
             for result, n in sorted(self.commands.items()):
                 commands.add(n, result=result)
-        return [latency, frames, skipped, events, commands]
+        return [latency, frames, skipped, classified, faces_skipped, events, commands]

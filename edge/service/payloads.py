@@ -81,10 +81,19 @@ def state(alert, people, without_mask, in_view, fps, accelerator, camera_ok, err
 
 def stats(latency_ms, dropped_frames, outbox_depth, outbox_dropped, uptime_s, now=None, **extra):
     """Periodic statistics; `extra`: the optional sections (`outbox`, `frames_analysed`,
-    `events`, `health`, `snapshots`, `accelerator`, `sw_version`, `model`)."""
+    `events`, `health`, `snapshots`, `accelerator`, `classifier`, `sw_version`, `model`)."""
     return dict({"latency_ms": latency_ms, "dropped_frames": dict(dropped_frames),
                  "outbox_depth": int(outbox_depth), "outbox_dropped": int(outbox_dropped),
                  "uptime_s": round(float(uptime_s), 1), "time": utc_now_iso(now)}, **extra)
+
+
+def classifier_load(classified, skipped, interval_frames, interval_classified):
+    """The stats' `classifier` section: faces the classifier ran on and faces the schedule left
+    out (decided people, pictures, faces cut by the edge) since start, and faces classified per
+    analysed frame over the last interval (None: no frame in it)."""
+    per_frame = round(interval_classified / interval_frames, 3) if interval_frames > 0 else None
+    return {"faces_classified": int(classified), "faces_skipped": int(skipped),
+            "per_frame": per_frame}
 
 
 def load_schema(name):

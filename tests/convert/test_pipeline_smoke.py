@@ -14,7 +14,7 @@ def smoke(tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")
     out = work / "models"
     proc = run_cli("-m", "convert.cli", "pipeline", "--smoke", "--sizes", "96", "80",
-                   "--work", str(work), "--out", str(out))
+                   "--teacher-size", "96", "--work", str(work), "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work, out, json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -33,6 +33,32 @@ def test_pipeline_publishes_a_model_its_metadata_and_card(smoke):
     assert "Real-world faces by their annotation" in card
     for plot in ("training_curves.png", "curves_int8.png", "confusion_int8_validation.png"):
         assert (out / "card" / plot).stat().st_size > 1000
+
+
+def test_the_student_is_distilled_from_the_teacher_with_unlabelled_faces(smoke):
+    work, _, _ = smoke
+    teacher = json.loads((work / "r96" / "train.json").read_text())
+    student = json.loads((work / "r80" / "train.json").read_text())
+    assert "distillation" not in teacher  # the teacher learns from the labels alone
+    distillation = student["distillation"]
+    assert distillation["teacher"].endswith("r96/mask_classifier_float.tflite")
+    unlabelled = list((work / "unlabelled_faces" / "unlabelled").glob("video-*.png"))
+    assert distillation["unlabelled_faces"] == min(len(unlabelled), 40) > 0  # smoke: 40 at most
+    meta = json.loads((work / "r80" / "mask_classifier.json").read_text())
+    assert meta["training"]["distillation"]["alpha"] == 0.5
+
+
+def test_held_out_below_nose_photos_are_scored_never_trained(smoke):
+    work, out, _ = smoke
+    meta = json.loads((out / "mask_classifier.json").read_text())
+    held_out = meta["metrics"]["int8"]["held-out scenes"]
+    assert held_out["n"] > 0
+    scene_faces = {p.name.split("__")[0] for p in (work / "scene_faces").rglob("*.png")}
+    from convert.defaults import held_out_scene_photos
+
+    photos = next(iter(held_out_scene_photos().values()))
+    stems = {"ilc2021-" + name.rsplit(".", 1)[0].split("/")[-1] for name in photos}
+    assert len(photos) > 50 and not (stems & scene_faces)
 
 
 def test_published_model_runs_on_the_edge_classifier(smoke):
@@ -63,7 +89,7 @@ def test_evaluate_writes_reports_and_plots(smoke):
                    "--model", str(run / "mask_classifier_int8.tflite"), "--out", str(work / "eval"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((work / "eval" / "eval_mask_classifier_int8.json").read_text())
-    assert set(report) == {"validation", "real-world scenes"}
+    assert set(report) == {"validation", "real-world scenes", "held-out scenes"}
     every_face = annotated_faces(shared_path("data", "scenes", "annotations.json"), 32)
     assert report["real-world scenes"]["n"] == sum(every_face.values())  # every face of >= 32 px
     assert (work / "eval" / "curves_mask_classifier_int8.png").exists()

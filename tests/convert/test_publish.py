@@ -23,16 +23,33 @@ def fake_run(tmp_path, size, val, real, passed=True):
     return str(run)
 
 
-def candidate(size, val, real, ms):
+def candidate(size, val, real, ms, below_nose_right=None):
+    by_kind = {} if below_nose_right is None else \
+        {"held-out scenes": {"mask_weared_incorrect": [below_nose_right, 100]}}
     return {"meta": {"input": {"size": size}, "latency_cpu_int8": {"median_ms": ms},
                      "metrics": {"int8": {"validation": {"balanced_accuracy": val},
-                                          "real-world scenes": {"balanced_accuracy": real}}}}}
+                                          "real-world scenes": {"balanced_accuracy": real}},
+                                 "int8_correct_by_kind": by_kind}}}
 
 
 def test_the_fastest_of_the_runs_close_to_the_best_is_chosen():
     chosen, reason = choose([candidate(224, 0.980, 0.950, 9.0), candidate(160, 0.978, 0.945, 5.0),
                              candidate(128, 0.970, 0.930, 3.0)])
     assert chosen["meta"]["input"]["size"] == 160 and "fastest" in reason
+
+
+def test_a_faster_run_that_calls_more_masks_below_the_nose_mask_is_not_chosen():
+    teacher = candidate(224, 0.980, 0.950, 9.0, below_nose_right=92)
+    student = candidate(160, 0.980, 0.950, 5.0, below_nose_right=88)
+    chosen, reason = choose([teacher, student])
+    assert chosen is teacher and "below the nose" in reason
+    student_as_good = candidate(160, 0.980, 0.950, 5.0, below_nose_right=91)
+    assert choose([teacher, student_as_good])[0] is student_as_good
+
+
+def test_a_run_half_a_point_behind_on_real_world_faces_is_not_close():
+    chosen, _ = choose([candidate(224, 0.980, 0.960, 9.0), candidate(160, 0.980, 0.954, 5.0)])
+    assert chosen["meta"]["input"]["size"] == 224
 
 
 def test_without_a_run_close_on_both_sets_the_best_real_world_run_wins():

@@ -20,12 +20,12 @@ from tests.conftest import Subscriber, shared_path  # noqa: E402
 GREEN, RED, BUZZER = 17, 27, 22
 
 
-def config_text(video, broker, tmp_path):
+def config_text(video, broker, tmp_path, fps=25):
     return f"""
 device_id: pi-test
 cameras:
   - name: door
-    source: {{type: opencv, url: {video}, fps: 25, realtime: true}}
+    source: {{type: opencv, url: {video}, fps: {fps}, realtime: true}}
 detector: {{type: yunet}}
 decision: {{alert_clear_s: 1.0}}
 gpio:
@@ -40,8 +40,8 @@ mqtt:
 """
 
 
-def config_for(video, broker, tmp_path):
-    return load_yaml(Config, config_text(video, broker, tmp_path), "test.yaml")
+def config_for(video, broker, tmp_path, fps=25):
+    return load_yaml(Config, config_text(video, broker, tmp_path, fps), "test.yaml")
 
 
 @pytest.fixture
@@ -120,7 +120,10 @@ def test_a_masked_person_gives_no_no_mask_event_and_a_green_light(broker, tmp_pa
 
 def test_putting_a_mask_on_raises_the_alert_and_then_clears_it(broker, tmp_path, factory):
     sub = Subscriber(broker, "maskdet/#")
-    run_daemon(config_for(shared_path("data", "videos", "putting_on_mask.mp4"), broker, tmp_path), factory)
+    # The unmasked faces are in view for the first 15 frames only: delivered at 10 fps, a loaded
+    # machine still analyses the four frames a decision needs, as a Pi's camera would give them.
+    run_daemon(config_for(shared_path("data", "videos", "putting_on_mask.mp4"), broker, tmp_path,
+                          fps=10), factory)
     got = sub.wait_for(lambda m: m and m[-1][1] == "offline")
     alerts = [s["alert"] for s in states(got, final=False)]  # cleared while running, not at stop
     assert True in alerts and alerts[alerts.index(True):].count(False) >= 1, alerts
@@ -179,13 +182,15 @@ def test_a_fatal_error_in_the_frame_loop_turns_everything_off_and_goes_offline(
     class FailingPipeline:
         def __init__(self, pipeline):
             self.pipeline, self.calls = pipeline, 0
-            self.placements = pipeline.placements
 
-        def analyze(self, image):
+        def detect(self, image):
             self.calls += 1
             if self.calls > 40:
                 raise AcceleratorError("the Edge TPU at usb:0 stopped answering")
-            return self.pipeline.analyze(image)
+            return self.pipeline.detect(image)
+
+        def __getattr__(self, name):  # the warm-up's analyze, classify, placements ...
+            return getattr(self.pipeline, name)
 
     monkeypatch.setattr(daemon_module, "build_pipeline", lambda *settings: FailingPipeline(real_build(*settings)))
     config_file = tmp_path / "maskdet.yaml"

@@ -55,3 +55,87 @@ def test_shrink_reaches_the_size_and_keeps_the_average():
     assert small.shape == (180, 320, 3)
     assert abs(float(small.mean()) - float(frame.mean())) < 1.0
     assert shrink(frame[:100, :100], 64, 64).shape == (64, 64, 3)
+
+
+# -- polygons: the ignore regions' geometry ----------------------------------------------------
+
+from edge.inference.geometry import (  # noqa: E402
+    box_centre, box_in_regions, point_in_polygon, polygon_area, polygon_problem)
+
+SQUARE = [[0.2, 0.2], [0.6, 0.2], [0.6, 0.6], [0.2, 0.6]]
+# A U open at the top: two arms (x 0..0.3 and 0.7..1) joined by a base (y 0.7..1).
+U_SHAPE = [[0, 0], [0.3, 0], [0.3, 0.7], [0.7, 0.7], [0.7, 0], [1, 0], [1, 1], [0, 1]]
+
+
+@pytest.mark.parametrize("point, inside", [
+    ((0.4, 0.4), True), ((0.21, 0.59), True), ((0.1, 0.4), False), ((0.7, 0.4), False),
+    ((0.4, 0.1), False), ((0.4, 0.9), False)])
+def test_a_point_in_a_convex_polygon(point, inside):
+    assert point_in_polygon(*point, SQUARE) is inside
+    assert point_in_polygon(*point, SQUARE[::-1]) is inside  # either winding
+
+
+@pytest.mark.parametrize("point, inside", [
+    ((0.15, 0.3), True), ((0.85, 0.3), True), ((0.5, 0.85), True),  # both arms and the base
+    ((0.5, 0.3), False), ((0.5, 0.69), False),  # the notch, just above the base
+    ((1.2, 0.5), False), ((-0.1, 0.5), False)])
+def test_a_point_in_a_concave_polygon(point, inside):
+    assert point_in_polygon(*point, U_SHAPE) is inside
+
+
+@pytest.mark.parametrize("point", [(0.4, 0.2), (0.6, 0.4), (0.2, 0.2), (0.6, 0.6), (0.2, 0.45)])
+def test_a_point_on_the_outline_counts_as_inside(point):
+    assert point_in_polygon(*point, SQUARE)
+
+
+def test_the_notch_edges_of_a_concave_polygon_count_as_inside():
+    assert point_in_polygon(0.5, 0.7, U_SHAPE) and point_in_polygon(0.3, 0.4, U_SHAPE)
+    assert not point_in_polygon(0.5, 0.7 - 1e-6, U_SHAPE)
+
+
+def test_a_face_is_in_a_region_when_its_box_centre_is():
+    assert box_centre((100, 50, 200, 150)) == (150, 100)
+    # 640 x 360 frame; the square covers x 128..384, y 72..216 in pixels
+    mostly_outside = (370, 200, 390, 230)  # centre (380, 215): inside, though most of it is not
+    mostly_inside = (130, 80, 400, 220)  # centre (265, 150): inside
+    centre_out = (350, 60, 460, 120)  # overlaps the square, centre (405, 90) outside
+    assert box_in_regions(mostly_outside, [SQUARE], 640, 360)
+    assert box_in_regions(mostly_inside, [SQUARE], 640, 360)
+    assert not box_in_regions(centre_out, [SQUARE], 640, 360)
+    assert box_in_regions(centre_out, [SQUARE, [[0.6, 0.1], [0.7, 0.1], [0.6, 0.4]]], 640, 360)
+    assert not box_in_regions(mostly_inside, [], 640, 360)
+
+
+def test_the_same_fractions_hold_at_another_resolution():
+    box = (130, 70, 150, 90)  # centre (140, 80): fractions (0.22, 0.22) of 640 x 360
+    assert box_in_regions(box, [SQUARE], 640, 360)
+    assert box_in_regions([2 * v for v in box], [SQUARE], 1280, 720)
+    assert not box_in_regions(box, [SQUARE], 1280, 720)  # the same pixels: (0.11, 0.11)
+
+
+def test_the_area_of_a_polygon():
+    assert polygon_area(SQUARE) == pytest.approx(0.16)
+    assert polygon_area(SQUARE[::-1]) == pytest.approx(0.16)
+    assert polygon_area(U_SHAPE) == pytest.approx(1 - 0.4 * 0.7)
+
+
+@pytest.mark.parametrize("points, words", [
+    ([], "at least 3"),
+    ([[0.1, 0.1], [0.5, 0.5]], "at least 3"),
+    ([[0.1, 0.1], [0.3, 0.3], [0.5, 0.5]], "no area"),  # collinear
+    ([[0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 0.1]], "no area"),  # one point, four times
+    ([[0.1, 0.1], [0.5, 0.1], [0.1, 0.1]], "no area"),  # there and back
+    ([[0.1, 0.1], [0.5], [0.5, 0.5]], "point 1"),
+    ([[0.1, 0.1], [0.5, 0.1, 0.2], [0.5, 0.5]], "point 1"),
+    ([[0.1, 0.1], [0.5, 0.1], [0.5, float("nan")]], "point 2"),
+    ([[0.1, 0.1], [0.5, 0.1], [float("inf"), 0.5]], "point 2"),
+    ([[0.1, 0.1], [0.5, True], [0.5, 0.5]], "point 1"),
+])
+def test_degenerate_polygons_are_refused(points, words):
+    problem = polygon_problem(points)
+    assert problem and words in problem, problem
+
+
+def test_a_real_polygon_has_no_problem():
+    assert polygon_problem(SQUARE) is None and polygon_problem(U_SHAPE) is None
+    assert polygon_problem([[0, 0], [1, 0], [0, 1]]) is None

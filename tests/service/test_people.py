@@ -122,3 +122,155 @@ def test_forgetting_people_ends_their_tracks_and_lets_the_alert_clear():
     kinds = [k for _, k in feed(view, [[unmasked()]] * 3, start=5.0)]
     assert kinds[-1] == ["no_mask"]  # whoever stands there afterwards is decided anew
     assert view.seen == 2
+
+
+# -- still faces (issue 12): a poster or a screen never moves
+
+STILL = DecisionSettings(smoothing=1.0, min_frames=3, alert_clear_s=2.0, max_missed_frames=1,
+                         still_face_s=60.0)
+
+
+def test_a_face_still_for_still_face_s_is_taken_for_a_picture_once_and_the_alert_clears(caplog):
+    view = PeopleInView("door", STILL)
+    made = feed(view, [[unmasked()]] * 3)
+    assert made[-1][1] == ["no_mask"] and view.alert
+    with caplog.at_level("WARNING", logger="edge.service.people"):
+        made = feed(view, [[unmasked(box=(101, 100, 161, 170))]] * 10, start=59.5, step=0.1)
+    assert all(kinds == [] for _, kinds in made)
+    assert view.people[1].picture
+    assert (view.seen, view.without_mask, view.in_view) == (0, 0, 0)  # withdrawn from the counts
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    text = warnings[0].getMessage()
+    assert "door" in text and "[101, 100, 161, 170]" in text
+    assert "add an ignore region (cameras[].ignore_regions) if this is a picture" in text
+    # its decision is withdrawn from the alert: the alert clears on its normal timer
+    assert view.alert  # last counted unmasked at 59.9
+    view.tick(59.9 + 1.9)
+    assert view.alert
+    view.tick(59.9 + 2.05)
+    assert not view.alert
+
+
+def test_a_picture_that_moves_is_a_person_again_and_decided_anew_but_warned_of_once(caplog):
+    view = PeopleInView("door", STILL)
+    feed(view, [[unmasked()]] * 3)
+    with caplog.at_level("WARNING", logger="edge.service.people"):
+        feed(view, [[unmasked()]] * 2, start=60.0)
+        assert view.people[1].picture and not view.alert
+        moved = (120, 100, 180, 170)  # 20 px to the right: a third of the box
+        made = feed(view, [[unmasked(box=moved)]] * 3, start=61.0)
+        assert [kinds for _, kinds in made] == [[], [], ["no_mask"]]  # min_frames anew
+        assert view.alert and (view.seen, view.without_mask, view.in_view) == (1, 1, 1)
+        feed(view, [[unmasked(box=moved)]] * 2, start=122.0)  # still again for 60 s
+    assert view.people[1].picture and list(view.people) == [1]
+    assert sum(r.levelname == "WARNING" for r in caplog.records) == 1  # once per track
+
+
+def test_still_face_s_0_never_takes_a_face_for_a_picture():
+    from dataclasses import replace
+
+    view = PeopleInView("door", replace(STILL, still_face_s=0.0))
+    feed(view, [[unmasked()]] * 3)
+    feed(view, [[unmasked()]] * 3, start=10000.0)
+    assert view.alert and not view.people[1].picture and view.in_view == 1
+
+
+def test_a_person_who_moves_is_never_a_picture():
+    view = PeopleInView("door", STILL)
+    frames = [[unmasked(box=(100 + 5 * (i % 2), 100, 160 + 5 * (i % 2), 170))] for i in range(200)]
+    feed(view, frames, step=1.0)  # 200 s, stepping 5 px (8% of the box) to and fro
+    assert view.alert and not view.people[1].picture
+
+
+# -- classify people, not frames (issue 11): which faces the classifier is asked about
+
+SHAPE = (720, 1280, 3)
+SCHEDULED = DecisionSettings(smoothing=0.4, min_frames=3, reclassify_every=5,
+                             reclassify_within_s=1.0, max_missed_frames=1)
+
+
+def step(view, truth, now, box=BOX):
+    """One frame with one face whose true label is `truth`: the classifier is asked only if the
+    plan says so (as the daemon does); returns (the reason it was not asked or None, kinds)."""
+    from edge.inference.geometry import Face
+
+    why = view.plan_classification([Face(box, 0.9)], now, SHAPE)[0]
+    face = FaceResult(box, truth, 0.95, 0.9) if why is None else \
+        FaceResult(box, "unknown", None, 0.9, why)
+    return why, [d.kind for d in view.observe([face], now)]
+
+
+def test_a_new_or_undecided_person_is_classified_every_frame_a_settled_one_every_kth():
+    view = PeopleInView("door", SCHEDULED)
+    asked = [step(view, "mask", i * 0.04)[0] is None for i in range(23)]
+    assert asked[:3] == [True] * 3  # new, then undecided until min_frames decide `mask`
+    assert view.people[1].decision.decided == "mask"
+    assert asked[3:] == ([False] * 4 + [True]) * 4  # settled: every 5th frame
+    why = step(view, "mask", 23 * 0.04)[0]
+    assert why and why.startswith("decided mask")
+
+
+def test_every_face_is_classified_with_reclassify_every_1():
+    from dataclasses import replace
+
+    view = PeopleInView("door", replace(SCHEDULED, reclassify_every=1))
+    assert all(step(view, "mask", i * 0.04)[0] is None for i in range(20))
+
+
+def test_a_decided_face_that_moved_away_from_its_last_check_is_classified_at_once():
+    view = PeopleInView("door", SCHEDULED)
+    for i in range(4):
+        step(view, "mask", i * 0.04)
+    assert step(view, "mask", 0.16, box=(104, 100, 164, 170))[0] is not None  # IoU 0.88
+    why, _ = step(view, "mask", 0.2, box=(125, 100, 185, 170))  # IoU 0.4 to the last check
+    assert why is None
+
+
+def test_a_doubtful_decision_is_classified_every_frame_until_it_settles():
+    view = PeopleInView("door", SCHEDULED)
+    for i in range(8):
+        step(view, "mask", i * 0.04)
+    now, made, asked = 0.32, [], []
+    while not made and now < 5.0:  # the mask comes off
+        why, kinds = step(view, "no_mask", now)
+        asked.append(why is None)
+        made += kinds
+        now += 0.04
+    first = asked.index(True)  # the first check that sees it, then every frame
+    assert made == ["no_mask"] and asked[first:] == [True] * (len(asked) - first)
+    assert len(asked) - first == 3  # three frames turn a running mean from 0.05 past 0.7
+
+
+def test_taking_a_mask_off_is_decided_within_reclassify_within_s_at_any_frame_rate():
+    from dataclasses import replace
+
+    settings = replace(SCHEDULED, reclassify_every=100)  # only the time bound applies
+    for fps in (3.0, 7.5, 15.0, 30.0):
+        for phase in range(8):  # the mask comes off at each point between two checks
+            view = PeopleInView("door", settings)
+            frame_s = 1.0 / fps
+            frames = int(4 * fps) + phase
+            skipped = sum(step(view, "mask", n * frame_s)[0] is not None for n in range(frames))
+            assert view.people[1].decision.decided == "mask"
+            off_at = now = frames * frame_s
+            while view.people[1].decision.decided == "mask":
+                step(view, "no_mask", now)
+                now += frame_s
+            decided_after = now - frame_s - off_at
+            assert decided_after <= settings.reclassify_within_s + 1e-9, (fps, phase)
+            assert skipped if fps >= 7.5 else not skipped  # 3 fps: every frame is needed
+
+
+def test_the_live_view_shows_a_decided_person_between_checks_with_the_decision():
+    view = PeopleInView("door", SCHEDULED)
+    for i in range(5):
+        step(view, "no_mask", i * 0.04)
+    why = view.plan_classification([FaceResult(BOX, "x", 0.0, 0.9)], 0.2, SHAPE)[0]
+    face = FaceResult(BOX, "unknown", None, 0.9, why)
+    view.observe([face], 0.2)
+    shown = view.as_shown([face])[0]
+    assert why and (shown.label, shown.box) == ("no_mask", BOX) and shown.score > 0.9
+    new = FaceResult((500, 100, 560, 170), "unknown", None, 0.9, "smaller than 32 px")
+    view.observe([face, new], 0.24)
+    assert view.as_shown([face, new])[1] is new  # undecided: as it is

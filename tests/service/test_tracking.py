@@ -63,3 +63,28 @@ def test_hysteresis_holds_a_decision_through_noise_and_taking_the_mask_off_gives
 @pytest.mark.parametrize("p", [0.71, 0.99])
 def test_steady_high_probability_decides_no_mask(p):
     assert "no_mask" in run([p] * 8)
+
+
+def test_matching_before_classifying_changes_nothing_and_agrees_with_the_update():
+    tracker = Tracker()
+    tracker.update([face(100, 100), face(300, 100)], 0)
+    before = [(t.track_id, t.box, t.hits) for t in tracker.tracks]
+    faces = [face(305, 102), face(600, 100), face(98, 101)]
+    matched = tracker.match(faces)
+    assert [(t.track_id, t.box, t.hits) for t in tracker.tracks] == before
+    assert [t and t.track_id for t in matched] == [2, None, 1]
+    live, _ = tracker.update(faces, 1)
+    assert {t.track_id: t.face for t in live} == {2: faces[0], 3: faces[1], 1: faces[2]}
+
+
+def test_a_box_that_jitters_stands_still_and_one_that_drifts_or_grows_does_not():
+    tracker = Tracker()
+    track = tracker.update([face(100, 100, 100)], 0.0)[0][0]
+    for now, x in ((10.0, 102), (20.0, 98), (30.0, 103)):  # centre within 5% of the size
+        tracker.update([face(x, 101, 100)], now)
+    assert track.still_for(30.0) == 30.0
+    for now, x in ((31.0, 104), (32.0, 106)):  # a slow drift: 6% from where it stood still
+        tracker.update([face(x, 100, 100)], now)
+    assert track.still_since == 32.0
+    tracker.update([face(100, 94, 112)], 33.0)  # the same centre, 12% bigger: someone nearer
+    assert track.still_since == 33.0 and track.still_for(40.0) == 7.0

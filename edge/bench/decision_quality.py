@@ -1,0 +1,767 @@
+"""Where the mask decisions go wrong on real held-out faces (issue 12): the classifier's accuracy
+by the detector's box size (the size gate), the detector's recall against its false faces by
+threshold, and faces cut by the frame's edge.
+
+    python -m edge.bench.decision_quality --classifier models/mask_classifier.json --out DIR
+
+writes `DIR/decision_quality.json`, `DIR/decision_quality.md` and PNG figures. The photos are
+`data/scenes` and the held-out part of `data/scenes_more/ilc2021` (`convert.defaults`), which no
+training step sees; the videos are `data/videos/*.mp4`.
+
+YuNet runs once per photo at the lowest threshold measured and each threshold keeps the
+detections scoring at or above it: greedy NMS only lets a box be suppressed by a higher-scoring
+one, so this gives the same boxes as a run at that threshold.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from edge.bench.detector_recall import bin_name
+from edge.bench.scene_quality import LABELS
+from edge.inference.accelerator import AcceleratorSettings
+from edge.inference.classifier import MaskClassifier
+from edge.inference.detectors import DetectorSettings, create_detector
+from edge.inference.geometry import Face, iou
+from edge.inference.images import read_image
+from edge.inference.pipeline import ClassifierSettings, is_partial
+from edge.paths import default_classifier, shared_path
+from edge.service.decision import DecisionSettings
+from edge.service.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+KINDS = ("with_mask", "without_mask", "mask_weared_incorrect")
+BIG = 100000  # the open upper end of the last bin
+GATE_EDGES = (16, 20, 24, 28, 32, 40, 48, 64, 96)
+GATE_BINS = ((0, 16),) + tuple(zip(GATE_EDGES, GATE_EDGES[1:] + (BIG,)))
+RECALL_BINS = ((24, 48), (48, 96), (96, BIG))
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MATCH_IOU = 0.4
+# The size gate's targets per kind (accuracy), and the fallback when bins hold too few faces.
+TARGETS = {"with_mask": 0.98, "without_mask": 0.97}
+BALANCED_TARGET = 0.95
+MIN_BIN_FACES = 20
+# The threshold's rule: no false face on the videos that lasts long enough to be decided, and
+# at most this many more false faces big enough to be classified per photo than the default.
+EXTRA_FALSE_PER_PHOTO = 0.05
+CUT_BORDERS = ("top", "bottom", "left", "right")
+CUT_FRACTIONS = (0.2, 0.35, 0.5)
+CUT_MIN_SIDE = 48
+PARTIAL_TOLERANCE = 0.01  # accuracy a cut may cost before partial faces must be skipped
+VIDEO_STEP = 5
+VIDEOS = ("one_masked.mp4", "one_unmasked.mp4", "putting_on_mask.mp4")
+# Sampled frames with more than one real person in view, checked by eye: putting_on_mask.mp4
+# opens on a split-screen interview (two people) until its cut at frame 15.
+PEOPLE_IN_VIEW = {"putting_on_mask.mp4": (range(0, 15), 2)}
+CPU_ONE_THREAD = AcceleratorSettings(mode="cpu", threads=1)
+
+
+# --- boxes, bins, matching ---------------------------------------------------------------------
+
+def shorter_side(box):
+    """The shorter side of an [x1, y1, x2, y2] box in pixels."""
+    return float(min(box[2] - box[0], box[3] - box[1]))
+
+
+def size_bin(side, bins=GATE_BINS):
+    """The name of the bin holding `side` (`24-28 px`, `>= 96 px`), None when no bin does."""
+    return next((bin_name(lo, hi) for lo, hi in bins if lo <= side < hi), None)
+
+
+def bin_names(bins=GATE_BINS):
+    """The names of the bins, in order."""
+    return [bin_name(lo, hi) for lo, hi in bins]
+
+
+def match_boxes(truth_boxes, boxes, scores, min_iou=MATCH_IOU):
+    """`detector_recall.match` at IoU `min_iou`: greedy, best detections first; the index of the
+    detection matched to each truth box (-1 when none), and how many detections matched nothing."""
+    truth_boxes = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
+    assigned = np.full(len(truth_boxes), -1, dtype=np.int64)
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        if not len(truth_boxes):
+            break
+        overlaps = iou(boxes[i], truth_boxes)
+        overlaps[assigned >= 0] = 0.0
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= min_iou:
+            assigned[best] = i
+    return assigned, len(boxes) - int(np.sum(assigned >= 0))
+
+
+def cut_frame(image, box, border, fraction):
+    """The photo cropped so that its `border` edge cuts `fraction` of the face box off, and the
+    face's box in that frame, clipped to it as a detector's box is (it touches that edge)."""
+    height, width = image.shape[:2]
+    x1, y1 = max(0.0, float(box[0])), max(0.0, float(box[1]))
+    x2, y2 = min(float(width), float(box[2])), min(float(height), float(box[3]))
+    dx, dy = fraction * (x2 - x1), fraction * (y2 - y1)
+    if border == "top":
+        edge = int(round(y1 + dy))
+        return np.ascontiguousarray(image[edge:]), (x1, 0.0, x2, y2 - edge)
+    if border == "bottom":
+        edge = int(round(y2 - dy))
+        return np.ascontiguousarray(image[:edge]), (x1, y1, x2, float(edge))
+    if border == "left":
+        edge = int(round(x1 + dx))
+        return np.ascontiguousarray(image[:, edge:]), (0.0, y1, x2 - edge, y2)
+    if border == "right":
+        edge = int(round(x2 - dx))
+        return np.ascontiguousarray(image[:, :edge]), (x1, y1, float(edge), y2)
+    raise ValueError(f"border {border!r} is not one of {', '.join(CUT_BORDERS)}")
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def photo_sets():
+    """[(set name, annotations path, image names to use or None for all)]: data/scenes and the
+    held-out ilc2021 photos (masks below the nose), both never trained on."""
+    from convert.defaults import held_out_scene_photos, real_world_annotations
+
+    sets = [("scenes", real_world_annotations(), None)]
+    return sets + [("ilc2021 held-out", path, names)
+                   for path, names in sorted(held_out_scene_photos().items())]
+
+
+def load_photos(sets, limit=None):
+    """[(set name, image path, annotated faces)] of the sets, the first `limit` only when given."""
+    photos = []
+    for name, path, keep in sets:
+        root = os.path.dirname(os.path.abspath(path))
+        with open(path, encoding="utf-8") as handle:
+            entries = json.load(handle)
+        photos += [(name, os.path.join(root, e["image"]), e["faces"]) for e in entries
+                   if keep is None or e["image"] in keep]
+    return photos[:limit] if limit else photos
+
+
+def detections(detector, frame):
+    """(boxes [N, 4], scores [N]) of the detector on a frame."""
+    faces = detector.detect(frame)
+    return (np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
+            np.array([f.score for f in faces], dtype=np.float64))
+
+
+def progress(items, desc):
+    """`items` with progress on stderr: tqdm when installed, else a line every 10 %."""
+    items = list(items)
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _counted(items, desc)
+    return tqdm(items, desc=desc, file=sys.stderr, mininterval=2.0, dynamic_ncols=True)
+
+
+def _counted(items, desc):
+    step = max(1, len(items) // 10)
+    for i, item in enumerate(items, 1):
+        yield item
+        if i % step == 0 or i == len(items):
+            print(f"{desc}: {i}/{len(items)}", file=sys.stderr, flush=True)
+
+
+# --- one photo ---------------------------------------------------------------------------------
+
+def gate_records(classifier, image, faces, boxes, scores, threshold, min_iou=MATCH_IOU):
+    """One record per annotated face matched by a detection scoring >= `threshold`: the
+    detector box's shorter side, the kind, and the classifier's verdict on that box (whatever
+    its size)."""
+    keep = scores >= threshold
+    boxes, scores = boxes[keep], scores[keep]
+    assigned, _ = match_boxes([f["box"] for f in faces], boxes, scores, min_iou)
+    records = []
+    for face, index in zip(faces, assigned):
+        if index < 0:
+            continue
+        box = tuple(float(v) for v in boxes[index])
+        verdict = classifier.classify_box(image, box)
+        records.append({"kind": face["label"], "side": shorter_side(box),
+                        "annotated_side": shorter_side(face["box"]),
+                        "p_no_mask": round(verdict.no_mask_probability, 4),
+                        "correct": verdict.label == LABELS[face["label"]],
+                        "partial": bool(is_partial(box, image.shape))})
+    return records
+
+
+def cut_records(classifier, detector, image, faces, threshold, min_iou=MATCH_IOU):
+    """For each annotated face >= CUT_MIN_SIDE px that the photo shows whole: its verdict uncut
+    and cut at each border by each fraction (its clipped box classified as the Pi would), and
+    whether YuNet still finds it in the cut frame."""
+    records = []
+    for face in faces:
+        if shorter_side(face["box"]) < CUT_MIN_SIDE or is_partial(face["box"], image.shape):
+            continue
+        truth = LABELS[face["label"]]
+        uncut = classifier.classify_box(image, face["box"]).label == truth
+        for border in CUT_BORDERS:
+            for fraction in CUT_FRACTIONS:
+                frame, box = cut_frame(image, face["box"], border, fraction)
+                boxes, scores = detections(detector, frame)
+                keep = scores >= threshold
+                found = bool(len(boxes[keep]) and np.max(iou(box, boxes[keep])) >= min_iou)
+                records.append({"kind": face["label"], "border": border, "fraction": fraction,
+                                "uncut_correct": uncut, "found": found,
+                                "correct": classifier.classify_box(frame, box).label == truth})
+    return records
+
+
+# --- videos ------------------------------------------------------------------------------------
+
+def video_detections(detector, path, step=VIDEO_STEP, limit=None):
+    """[(frame index, boxes, scores)] of every `step`-th frame of a video (the first `limit`
+    sampled frames only when given)."""
+    capture = cv2.VideoCapture(path)
+    sampled, index = [], 0
+    try:
+        while limit is None or len(sampled) < limit:
+            if index % step:
+                if not capture.grab():
+                    break
+            else:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                sampled.append((index, *detections(detector, frame)))
+            index += 1
+    finally:
+        capture.release()
+    return sampled
+
+
+def false_faces(video_name, frames):
+    """Per sampled frame, the detections that are no real person: all but the best-scoring one
+    (two while PEOPLE_IN_VIEW says two are in view), as Faces."""
+    frames_out = []
+    special = PEOPLE_IN_VIEW.get(video_name)
+    for index, boxes, scores in frames:
+        people = special[1] if special and index in special[0] else 1
+        order = np.argsort(-scores, kind="stable")[people:]
+        frames_out.append([Face(tuple(boxes[i]), float(scores[i])) for i in order])
+    return frames_out
+
+
+def persistent_tracks(frames_faces, threshold, track_iou, min_frames):
+    """The tracks (the daemon's Tracker, no frame missed) of the faces scoring >= `threshold`
+    that last at least `min_frames` consecutive sampled frames."""
+    tracker, done = Tracker(track_iou, max_misses=0), []
+    for i, faces in enumerate(frames_faces):
+        _, ended = tracker.update([f for f in faces if f.score >= threshold], float(i))
+        done += ended
+    return [t for t in done + tracker.tracks if t.hits >= min_frames]
+
+
+def video_summary(videos, thresholds, min_face_size):
+    """Per threshold: sampled frames, false faces per frame, and the false faces that persist
+    long enough to be decided (and of those, the ones big enough to be classified)."""
+    decision = DecisionSettings()
+    out = {}
+    for t in thresholds:
+        frames = false_count = 0
+        persistent = []
+        for name, sampled in videos.items():
+            fakes = false_faces(name, sampled)
+            frames += len(fakes)
+            false_count += sum(f.score >= t for faces in fakes for f in faces)
+            persistent += persistent_tracks(fakes, t, decision.track_iou, decision.min_frames)
+        out[str(t)] = {"frames": frames, "false_faces": int(false_count),
+                       "false_per_frame": false_count / frames if frames else None,
+                       "persistent": len(persistent),
+                       "persistent_classified": sum(shorter_side(p.box) >= min_face_size
+                                                    for p in persistent)}
+    return out
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+def _cell(correct, n):
+    return {"n": int(n), "correct": int(correct), "accuracy": correct / n if n else None}
+
+
+def size_gate_table(records, bins=GATE_BINS):
+    """{kind or `all`: {bin: {n, correct, accuracy}}} by the detector box's shorter side."""
+    table = {}
+    for kind in KINDS + ("all",):
+        mine = [r for r in records if kind in ("all", r["kind"])]
+        table[kind] = {}
+        for lo, hi in bins:
+            inside = [r["correct"] for r in mine if lo <= r["side"] < hi]
+            table[kind][bin_name(lo, hi)] = _cell(sum(inside), len(inside))
+    return table
+
+
+def balanced(records, lo=0, hi=BIG):
+    """Accuracy of masks, of no masks (bare and below the nose) and their mean, over the faces
+    whose detector box is lo <= side < hi."""
+    out = {}
+    for label in ("mask", "no_mask"):
+        hits = [r["correct"] for r in records if lo <= r["side"] < hi and LABELS[r["kind"]] == label]
+        out[label] = _cell(sum(hits), len(hits))
+    accuracies = [c["accuracy"] for c in out.values()]
+    out["balanced"] = None if None in accuracies else float(np.mean(accuracies))
+    return out
+
+
+def recommend_min_face_size(table, records):
+    """The smallest gate (a bin's lower edge) from which accuracy stays on target in every bin
+    at and above it: per kind (TARGETS) when each of those bins holds MIN_BIN_FACES faces of
+    each targeted kind, else the balanced accuracy per bin (BALANCED_TARGET), bins with fewer
+    than MIN_BIN_FACES masks or no masks left out."""
+    names = dict(zip(GATE_EDGES, bin_names()[1:]))
+    bins = dict(zip(GATE_EDGES, GATE_BINS[1:]))
+    sparse = [f"{kind} {names[e]}" for e in GATE_EDGES for kind in TARGETS
+              if table[kind][names[e]]["n"] < MIN_BIN_FACES]
+    per_kind = _first_edge_where_all(
+        lambda e: all((table[k][names[e]]["accuracy"] or 0.0) >= TARGETS[k] for k in TARGETS))
+    per_bin = {names[e]: balanced(records, *bins[e]) for e in GATE_EDGES}
+    evaluable = {e for e in GATE_EDGES
+                 if min(per_bin[names[e]][k]["n"] for k in ("mask", "no_mask")) >= MIN_BIN_FACES}
+    by_balance = _first_edge_where_all(
+        lambda e: e not in evaluable or per_bin[names[e]]["balanced"] >= BALANCED_TARGET)
+    if by_balance is not None and not any(e >= by_balance for e in evaluable):
+        by_balance = None
+    rule = "balanced" if sparse else "per_kind"
+    return {"min_face_size": by_balance if sparse else per_kind, "rule": rule,
+            "per_kind_min_face_size": per_kind, "balanced_min_face_size": by_balance,
+            "sparse_bins": sparse, "balanced_by_bin": per_bin,
+            "balanced_from": {str(e): balanced(records, e) for e in GATE_EDGES},
+            "mask_weared_incorrect": {names[e]: table["mask_weared_incorrect"][names[e]]
+                                      for e in GATE_EDGES}}
+
+
+def whole_faces_gate(records):
+    """The recommended gate over the faces whose detector box does not touch the frame's edge
+    (the daemon decides on those only)."""
+    whole = [r for r in records if not r["partial"]]
+    return recommend_min_face_size(size_gate_table(whole), whole)["min_face_size"]
+
+
+def _first_edge_where_all(ok):
+    """The smallest edge from which `ok(edge)` holds for it and every larger edge, or None."""
+    best = None
+    for edge in reversed(GATE_EDGES):
+        if not ok(edge):
+            break
+        best = edge
+    return best
+
+
+def threshold_table(photo_dets, thresholds, min_face_size, min_iou=MATCH_IOU):
+    """Per threshold: recall by kind and annotated size (RECALL_BINS), and false faces per photo
+    (detections that match no annotated face, unannotated background faces included), all and
+    those big enough to be classified (>= `min_face_size`)."""
+    out = {}
+    for t in thresholds:
+        hits, totals, false, big = {}, {}, 0, 0
+        for rec in photo_dets:
+            keep = rec["scores"] >= t
+            boxes = rec["boxes"][keep]
+            assigned, extra = match_boxes(rec["truth"], boxes, rec["scores"][keep], min_iou)
+            false += extra
+            matched = set(assigned.tolist())
+            big += sum(shorter_side(boxes[i]) >= min_face_size for i in range(len(boxes))
+                       if i not in matched)
+            for kind, side, ok in zip(rec["kinds"], rec["sides"], assigned >= 0):
+                key = f"{kind} {size_bin(side, RECALL_BINS)}"
+                if size_bin(side, RECALL_BINS):
+                    totals[key] = totals.get(key, 0) + 1
+                    hits[key] = hits.get(key, 0) + int(ok)
+        photos = max(1, len(photo_dets))
+        out[str(t)] = {"recall": {k: _cell(hits[k], totals[k]) for k in sorted(totals)},
+                       "false_faces": false, "false_per_photo": false / photos,
+                       "classifiable_false_faces": int(big),
+                       "classifiable_false_per_photo": big / photos}
+    return out
+
+
+def recall_of(row, bins=("48-96 px", ">= 96 px")):
+    """Recall over all kinds in the named annotated-size bins of one threshold's row."""
+    cells = [c for k, c in row["recall"].items() if k.split(" ", 1)[1] in bins]
+    n = sum(c["n"] for c in cells)
+    return sum(c["correct"] for c in cells) / n if n else None
+
+
+def recommend_threshold(photos, videos, default):
+    """The lowest threshold whose videos show no false face that persists long enough to be
+    decided (and is big enough to be classified), with at most EXTRA_FALSE_PER_PHOTO false faces
+    big enough to be classified per photo more than the default threshold: a fixed camera sees
+    the same background in every frame, so such a false face would persist there."""
+    ceiling = photos[str(default)]["classifiable_false_per_photo"] + EXTRA_FALSE_PER_PHOTO
+    for t in sorted(photos, key=float):
+        if videos.get(t, {}).get("persistent_classified", 0) == 0 \
+                and photos[t]["classifiable_false_per_photo"] <= ceiling + 1e-9:
+            return {"threshold": float(t), "default": default, "false_per_photo_ceiling": ceiling,
+                    "recall_48_plus": recall_of(photos[t]),
+                    "default_recall_48_plus": recall_of(photos[str(default)])}
+    return {"threshold": default, "default": default, "false_per_photo_ceiling": ceiling}
+
+
+def border_table(records):
+    """{border: {fraction: {kind: {n, correct, accuracy, uncut_accuracy, found}}}}."""
+    out = {}
+    for border in CUT_BORDERS:
+        out[border] = {}
+        for fraction in CUT_FRACTIONS:
+            row = {}
+            for kind in KINDS + ("all",):
+                mine = [r for r in records if r["border"] == border and r["fraction"] == fraction
+                        and kind in ("all", r["kind"])]
+                cell = _cell(sum(r["correct"] for r in mine), len(mine))
+                cell["uncut_accuracy"] = (sum(r["uncut_correct"] for r in mine) / len(mine)
+                                          if mine else None)
+                cell["found"] = sum(r["found"] for r in mine) / len(mine) if mine else None
+                cell["flipped"] = sum(r["correct"] != r["uncut_correct"] for r in mine)
+                row[kind] = cell
+            out[border][str(fraction)] = row
+    return out
+
+
+def recommend_partial(table):
+    """`skip partial faces` when, at the smallest cut, some border costs a kind (of at least
+    MIN_BIN_FACES faces) more than PARTIAL_TOLERANCE of accuracy, else `classify partial faces`;
+    with that worst case."""
+    smallest = str(min(CUT_FRACTIONS))
+    cases = [dict(table[b][smallest][k], border=b, fraction=float(smallest), kind=k)
+             for b in CUT_BORDERS for k in KINDS if table[b][smallest][k]["n"] >= MIN_BIN_FACES]
+    if not cases:
+        return {"rule": "not measured", "worst": None}
+    worst = max(cases, key=lambda c: c["uncut_accuracy"] - c["accuracy"])
+    skip = worst["uncut_accuracy"] - worst["accuracy"] > PARTIAL_TOLERANCE
+    return {"rule": "skip partial faces" if skip else "classify partial faces", "worst": worst}
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+def measure_photos(detector, classifier, photos, threshold, min_iou=MATCH_IOU):
+    """(size-gate records, border-cut records, detections per photo) over the photos; each
+    photo is read and detected once."""
+    gate, cuts, dets = [], [], []
+    for set_name, path, faces in progress(photos, "photos"):
+        image = read_image(path)
+        boxes, scores = detections(detector, image)
+        dets.append({"truth": [f["box"] for f in faces], "kinds": [f["label"] for f in faces],
+                     "sides": [shorter_side(f["box"]) for f in faces],
+                     "boxes": boxes, "scores": scores})
+        gate += [dict(r, set=set_name, image=os.path.basename(path))
+                 for r in gate_records(classifier, image, faces, boxes, scores, threshold, min_iou)]
+        cuts += cut_records(classifier, detector, image, faces, threshold, min_iou)
+    return gate, cuts, dets
+
+
+def run(classifier_path, out_dir, limit=None, videos=VIDEOS, video_step=VIDEO_STEP,
+        video_limit=None, min_iou=MATCH_IOU, figures=True):
+    """Measure all three, write `decision_quality.json` / `.md` (and PNGs) into `out_dir`, and
+    return the results."""
+    start = time.perf_counter()
+    default = DetectorSettings().resolved()
+    thresholds = tuple(sorted(set(THRESHOLDS) | {default.score_threshold}))
+    detector = create_detector(DetectorSettings(score_threshold=min(thresholds)), CPU_ONE_THREAD)
+    classifier = MaskClassifier.open(classifier_path, CPU_ONE_THREAD)
+    photos = load_photos(photo_sets(), limit)
+    gate, cuts, dets = measure_photos(detector, classifier, photos, default.score_threshold, min_iou)
+    sampled = {name: video_detections(detector, shared_path("data", "videos", name), video_step,
+                                      video_limit) for name in progress(videos, "videos")}
+    min_face = ClassifierSettings().min_face_size
+    table = size_gate_table(gate)
+    photo_rows = threshold_table(dets, thresholds, min_face, min_iou)
+    video_rows = video_summary(sampled, thresholds, min_face)
+    cut_table = border_table(cuts)
+    results = {
+        "classifier": {"meta": os.path.abspath(classifier_path), "sha256": classifier.meta.sha256,
+                       "threshold": classifier.meta.threshold},
+        "detector": {"type": default.type, "detect_width": default.detect_width,
+                     "default_threshold": default.score_threshold, "match_iou": min_iou},
+        "data": _data_summary(photos, sampled, video_step),
+        "size_gate": {"current_min_face_size": min_face, "matched_faces": len(gate),
+                      "annotated_faces": sum(len(f) for _, _, f in photos), "bins": bin_names(),
+                      "table": table, "recommendation": recommend_min_face_size(table, gate),
+                      "whole_faces_min_face_size": whole_faces_gate(gate), "faces": gate},
+        "threshold": {"thresholds": list(thresholds), "photos": photo_rows, "videos": video_rows,
+                      "recommendation": recommend_threshold(photo_rows, video_rows,
+                                                            default.score_threshold)},
+        "border_cuts": {"min_side": CUT_MIN_SIDE, "faces": len(cuts) // (len(CUT_BORDERS) *
+                                                                         len(CUT_FRACTIONS)),
+                        "table": cut_table,
+                        "recommendation": recommend_partial(cut_table)},
+    }
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    write_outputs(results, out_dir, figures)
+    return results
+
+
+def _data_summary(photos, sampled, video_step):
+    sets = {}
+    for set_name, _, faces in photos:
+        entry = sets.setdefault(set_name, {"photos": 0, "faces": {k: 0 for k in KINDS}})
+        entry["photos"] += 1
+        for face in faces:
+            entry["faces"][face["label"]] += 1
+    return {"photos": sets, "videos": {n: len(s) for n, s in sampled.items()},
+            "video_step": video_step}
+
+
+def write_outputs(results, out_dir, figures=True):
+    """`decision_quality.json`, the figures (when matplotlib is installed) and the markdown."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "decision_quality.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+    names = write_figures(results, out_dir) if figures else []
+    with open(os.path.join(out_dir, "decision_quality.md"), "w", encoding="utf-8") as handle:
+        handle.write(render_markdown(results, names))
+
+
+# --- the report --------------------------------------------------------------------------------
+
+def _pct(cell):
+    """`0.971 (34)`, or `- (0)` for an empty cell."""
+    return "- (0)" if not cell["n"] else f"{cell['accuracy']:.3f} ({cell['n']})"
+
+
+def _num(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def render_markdown(results, figures=()):
+    """The report: one section and table per measurement, the recommendations first."""
+    lines = ["# Decision quality on real held-out faces", "", _sources(results), ""]
+    lines += _recommendations(results) + [""]
+    lines += _size_gate_section(results["size_gate"]) + [""]
+    lines += _threshold_section(results["threshold"], results["detector"]) + [""]
+    lines += _border_section(results["border_cuts"]) + [""]
+    lines += [f"![{name}]({name})" for name in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _sources(results):
+    data, det, cls = results["data"], results["detector"], results["classifier"]
+    photos = "; ".join(f"{name}: {s['photos']} photos, " + ", ".join(f"{v} {k}" for k, v in
+                                                                    s["faces"].items())
+                       for name, s in data["photos"].items())
+    videos = ", ".join(f"{n} ({k} frames)" for n, k in data["videos"].items())
+    return (f"Classifier `{cls['meta']}` (sha256 `{cls['sha256'][:16]}…`, no_mask at P >= "
+            f"{cls['threshold']}). Detector {det['type']} at {det['detect_width']} px wide; a "
+            f"detection matches an annotated face at IoU >= {det['match_iou']}. Photos: {photos}. "
+            f"Videos, every {data['video_step']}th frame: {videos}. Run time {results['seconds']} s.")
+
+
+def _recommendations(results):
+    gate, current = results["size_gate"]["recommendation"], results["size_gate"]["current_min_face_size"]
+    thr, part = results["threshold"]["recommendation"], results["border_cuts"]["recommendation"]
+    rule = (f"in every bin from that size up, bare faces >= {TARGETS['without_mask']} and "
+            f"correct masks >= {TARGETS['with_mask']}" if gate["rule"] == "per_kind" else
+            f"in every bin from that size up, the balanced accuracy (mask against no mask) >= "
+            f"{BALANCED_TARGET}; the per-kind targets (bare >= {TARGETS['without_mask']}, masks >= "
+            f"{TARGETS['with_mask']}) cannot be applied: {len(gate['sparse_bins'])} kind x bin "
+            f"cells hold fewer than {MIN_BIN_FACES} faces ({', '.join(gate['sparse_bins'])}); "
+            f"the per-kind rule alone gives {gate['per_kind_min_face_size']}")
+    worst = part["worst"]
+    cut = ("too few faces per kind to tell" if worst is None else
+           f"cut by {worst['fraction']} at the {worst['border']}, {worst['kind']} faces are right "
+           f"{_num(worst['accuracy'])} of the time against {_num(worst['uncut_accuracy'])} uncut "
+           "(the largest loss at the smallest cut measured)")
+    return ["## Recommended defaults", "",
+            f"- `classifier.min_face_size`: **{gate['min_face_size']}** px on the detector box's "
+            f"shorter side (today {current}; over the faces that do not touch the frame's edge "
+            f"only: {results['size_gate']['whole_faces_min_face_size']}). Rule: {rule}.",
+            f"- detector threshold: **{thr['threshold']}** (today {thr['default']}). Rule: the "
+            f"lowest threshold with no false face on the videos lasting >= "
+            f"{DecisionSettings().min_frames} sampled frames at a classified size, and at most "
+            f"{_num(thr['false_per_photo_ceiling'], 3)} false faces of a classified size per photo "
+            f"(the default's + {EXTRA_FALSE_PER_PHOTO}: a fixed camera sees the same background "
+            f"in every frame, where a false face persists). Recall of faces >= 48 px: "
+            f"{_num(thr.get('recall_48_plus'))} (default {_num(thr.get('default_recall_48_plus'))}).",
+            f"- faces cut by the frame's edge: **{part['rule']}**: {cut}. Rule: skip when any "
+            f"border's smallest cut costs a kind (of >= {MIN_BIN_FACES} faces) more than "
+            f"{PARTIAL_TOLERANCE} of accuracy."]
+
+
+def _size_gate_section(gate):
+    bins = gate["bins"]
+    rec = gate["recommendation"]
+    lines = ["## 1. The size gate: accuracy by the detector box's shorter side", "",
+             f"{gate['matched_faces']} of {gate['annotated_faces']} annotated faces matched by "
+             "a detection at the default threshold, each classified whatever its size. Cells: "
+             "accuracy (faces). no_mask = bare and below the nose.", ""]
+    rows = [[kind] + [_pct(gate["table"][kind][b]) for b in bins] for kind in KINDS + ("all",)]
+    for label in ("mask", "no_mask"):
+        rows.append([f"{label} (per bin)", "-"] +
+                    [_pct(rec["balanced_by_bin"][b][label]) for b in bins[1:]])
+    rows.append(["balanced (per bin)", "-"] +
+                [_num(rec["balanced_by_bin"][b]["balanced"]) for b in bins[1:]])
+    lines += _table(["kind"] + bins, rows) + [""]
+    rows = [[f">= {e}", _pct(c["mask"]), _pct(c["no_mask"]), _num(c["balanced"])]
+            for e, c in rec["balanced_from"].items()]
+    lines += ["All faces at and above each size:", ""]
+    return lines + _table(["detector box", "mask", "no_mask", "balanced"], rows)
+
+
+def _threshold_section(section, detector):
+    photos, videos = section["photos"], section["videos"]
+    keys = [f"{k} {size_bin(lo, RECALL_BINS)}" for k in KINDS for lo, _ in RECALL_BINS]
+    lines = ["## 2. The detector threshold: recall against false faces", "",
+             "Recall by kind and annotated face size on the photos. False faces = detections "
+             "matching no annotated face (the scene photos leave some background faces "
+             "unannotated: an upper bound); classified = at least the size gate. On the videos, "
+             "false = every detection but the real person's (the best-scoring one; two during the "
+             "split screen that opens putting_on_mask.mp4); persistent = lasting >= "
+             f"{DecisionSettings().min_frames} consecutive sampled frames at IoU >= "
+             f"{DecisionSettings().track_iou}. Default: {detector['default_threshold']}.", ""]
+    rows = [[t] + [_pct(photos[t]["recall"].get(k, {"n": 0})) for k in keys] for t in photos]
+    lines += _table(["threshold"] + keys, rows) + [""]
+    rows = [[t, _num(photos[t]["false_per_photo"], 2),
+             _num(photos[t]["classifiable_false_per_photo"], 3), videos[t]["frames"],
+             _num(videos[t]["false_per_frame"], 3), videos[t]["persistent"],
+             videos[t]["persistent_classified"]] for t in photos]
+    return lines + _table(["threshold", "false faces / photo", "classified false faces / photo",
+                           "video frames", "false faces / video frame", "persistent",
+                           "persistent, classified"], rows)
+
+
+def _border_section(section):
+    lines = ["## 3. Faces cut by the frame's edge", "",
+             f"{section['faces']} annotated faces >= {section['min_side']} px shown whole, cut at "
+             "each border by a fraction of the face box; the clipped box is classified. Cells: "
+             "accuracy cut / uncut (faces); `found`: YuNet (default threshold) still finds the "
+             "cut face; `flipped`: verdicts that changed.", ""]
+    rows = []
+    for border, by_fraction in section["table"].items():
+        for fraction, row in by_fraction.items():
+            rows.append([border, fraction] +
+                        [f"{_num(row[k]['accuracy'])} / {_num(row[k]['uncut_accuracy'])} ({row[k]['n']})"
+                         for k in KINDS + ("all",)] +
+                        [_num(row["all"]["found"], 2), row["all"]["flipped"]])
+    return lines + _table(["border", "cut"] + list(KINDS) + ["all", "found", "flipped"], rows)
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def write_figures(results, out_dir):
+    """PNG figures (accuracy by box size, the threshold trade-off, accuracy by cut); [] without
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed: no figures")
+        return []
+    names = []
+    for name, draw in (("size_gate.png", _plot_size_gate), ("threshold.png", _plot_threshold),
+                       ("border_cuts.png", _plot_borders)):
+        fig = draw(plt, results)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, name), dpi=90)
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def _plot_size_gate(plt, results):
+    gate = results["size_gate"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bins = gate["bins"]
+    for kind in KINDS:
+        cells = [gate["table"][kind][b] for b in bins]
+        ax.plot(range(len(bins)), [c["accuracy"] if c["n"] else np.nan for c in cells], "o-",
+                label=kind)
+    per_bin = gate["recommendation"]["balanced_by_bin"]
+    ax.plot(range(1, len(bins)), [per_bin[b]["balanced"] or np.nan for b in bins[1:]], "k--",
+            label="balanced (mask / no mask)")
+    for target in sorted(set(TARGETS.values()) | {BALANCED_TARGET}):
+        ax.axhline(target, linestyle=":", linewidth=0.8, color="grey")
+    ax.axvline(bins.index(size_bin(gate["current_min_face_size"])) - 0.5, color="red",
+               linewidth=0.8, label="today's gate")
+    if gate["recommendation"]["min_face_size"]:
+        ax.axvline(bins.index(size_bin(gate["recommendation"]["min_face_size"])) - 0.5,
+                   color="green", linewidth=0.8, label="recommended gate")
+    ax.set_xticks(range(len(bins)), [b.replace(" px", "") for b in bins], fontsize=8)
+    ax.set_xlabel("detector box, shorter side (px)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0.5, 1.02)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _plot_threshold(plt, results):
+    section = results["threshold"]
+    ts = list(section["photos"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for bins, label in ((("24-48 px",), "recall 24-48 px"), (("48-96 px", ">= 96 px"), "recall >= 48 px")):
+        ax.plot([float(t) for t in ts], [recall_of(section["photos"][t], bins) for t in ts], "o-",
+                label=label)
+    ax.set_xlabel("YuNet score threshold")
+    ax.set_ylabel("recall")
+    other = ax.twinx()
+    other.plot([float(t) for t in ts], [section["photos"][t]["false_per_photo"] for t in ts],
+               "s--", color="grey", label="false faces / photo")
+    other.plot([float(t) for t in ts],
+               [section["photos"][t]["classifiable_false_per_photo"] for t in ts],
+               "^:", color="black", label="classified false faces / photo")
+    other.set_ylabel("false faces / photo")
+    ax.legend(loc="lower left", fontsize=8)
+    other.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def _plot_borders(plt, results):
+    table = results["border_cuts"]["table"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, kinds, title in ((axes[0], ("with_mask",), "masks worn correctly"),
+                             (axes[1], ("without_mask", "mask_weared_incorrect"), "no mask")):
+        for border, by_fraction in table.items():
+            xs, ys = [0.0], []
+            cells = [by_fraction[str(f)] for f in CUT_FRACTIONS]
+            n0 = sum(cells[0][k]["n"] for k in kinds)
+            ys.append(sum((cells[0][k]["uncut_accuracy"] or 0) * cells[0][k]["n"] for k in kinds)
+                      / n0 if n0 else np.nan)
+            for fraction, cell in zip(CUT_FRACTIONS, cells):
+                n = sum(cell[k]["n"] for k in kinds)
+                xs.append(fraction)
+                ys.append(sum(cell[k]["correct"] for k in kinds) / n if n else np.nan)
+            ax.plot(xs, ys, "o-", label=border)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("fraction of the face cut off")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def main(argv=None):
+    """`python -m edge.bench.decision_quality`: measure and write the report."""
+    parser = argparse.ArgumentParser(prog="python -m edge.bench.decision_quality",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--classifier", default=default_classifier(),
+                        help="classifier metadata JSON (default: the shipped one)")
+    parser.add_argument("--out", required=True, help="folder for the JSON, markdown and figures")
+    parser.add_argument("--limit", type=int, help="only the first N photos (a quick check)")
+    parser.add_argument("--video-step", type=int, default=VIDEO_STEP,
+                        help="detect on every Nth video frame")
+    parser.add_argument("--video-limit", type=int, help="at most N sampled frames per video")
+    parser.add_argument("--match-iou", type=float, default=MATCH_IOU,
+                        help="IoU at which a detection is an annotated face")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    results = run(args.classifier, args.out, args.limit, video_step=args.video_step,
+                  video_limit=args.video_limit, min_iou=args.match_iou,
+                  figures=not args.no_figures)
+    print(os.path.join(args.out, "decision_quality.md"))
+    print(json.dumps({"min_face_size": results["size_gate"]["recommendation"]["min_face_size"],
+                      "threshold": results["threshold"]["recommendation"]["threshold"]}))
+
+
+if __name__ == "__main__":
+    main()
