@@ -256,6 +256,12 @@ def cmd_bench(args):
         print(latency_table(results["latency"], results.get("baseline")))
         print(targets(results))
     print(f"wrote {json_out} and {markdown}")
+    if args.decisions:
+        from edge.bench.decision_quality import run as measure_decisions
+
+        folder = os.path.join(os.path.dirname(json_out), "decisions")
+        measure_decisions(args.classifier, folder)
+        print(f"wrote {folder}/decision_quality.md")
     return 0
 
 
@@ -345,6 +351,9 @@ def _add_bench_args(p):
                    help="also run the daemon on the looped videos this long (fps, latency, "
                    "memory); 0: not")
     p.add_argument("--skip-core", action="store_true", help="only the daemon measurement")
+    p.add_argument("--decisions", action="store_true", help="also measure the decisions on held-out "
+                   "real faces: accuracy by face size (the size gate), the detector's threshold, "
+                   "faces cut by the frame's edge (decisions/decision_quality.md beside results.json)")
     p.add_argument("--out", metavar="DIR", help="folder for results.json and BENCHMARKS.md "
                    "(default: $MASKDET_CACHE/bench, i.e. ~/.cache/maskdet/bench)")
     p.add_argument("--update-repo", action="store_true",

@@ -30,7 +30,7 @@ from edge.inference.detectors import DetectorSettings, create_detector
 from edge.inference.geometry import Face, iou
 from edge.inference.images import read_image
 from edge.inference.pipeline import ClassifierSettings, is_partial
-from edge.paths import default_classifier, shared_path
+from edge.paths import REPO_ROOT, default_classifier, shared_path
 from edge.service.decision import DecisionSettings
 from edge.service.tracker import Tracker
 
@@ -472,7 +472,7 @@ def run(classifier_path, out_dir, limit=None, videos=VIDEOS, video_step=VIDEO_ST
     video_rows = video_summary(sampled, thresholds, min_face)
     cut_table = border_table(cuts)
     results = {
-        "classifier": {"meta": os.path.abspath(classifier_path), "sha256": classifier.meta.sha256,
+        "classifier": {"meta": _portable(classifier_path), "sha256": classifier.meta.sha256,
                        "threshold": classifier.meta.threshold},
         "detector": {"type": default.type, "detect_width": default.detect_width,
                      "default_threshold": default.score_threshold, "match_iou": min_iou},
@@ -492,6 +492,12 @@ def run(classifier_path, out_dir, limit=None, videos=VIDEOS, video_step=VIDEO_ST
     results["seconds"] = round(time.perf_counter() - start, 1)
     write_outputs(results, out_dir, figures)
     return results
+
+
+def _portable(path):
+    """A path as results may carry it: relative to the repository when inside it."""
+    relative = os.path.relpath(os.path.abspath(path), REPO_ROOT)
+    return os.path.abspath(path) if relative.startswith("..") else relative
 
 
 def _data_summary(photos, sampled, video_step):

@@ -281,4 +281,61 @@ either way.
 
 ## The daemon under load
 {daemon_section(results.get('daemon'))}
+
+{coral_estimate_section()}
+"""
+
+
+# Published figures for a Raspberry Pi 4 (not measured here: this workplace has no Pi and no
+# Coral). Each is (milliseconds, source).
+PI4_CORAL_CLASSIFIER_MS = (4.55, "MobileNetV2 224 on a Pi 4 with a USB Coral (pycoral "
+                           "`benchmarks/reference/*.csv`)")
+PI4_CORAL_FACE_SSD_MS = (9.31, "Coral's SSD MobileNetV2 face detector on the same (pycoral "
+                         "`benchmarks/reference/*.csv`), standing in for YuNet int8 on the TPU")
+PI4_YUNET_CPU_MS = ((42.0, 70.0), "YuNet on a Pi 4's CPU at 480x270: opencv_zoo's 6.22 ms at "
+                    "160x120 scaled by pixels (42 ms); 54-59 ms at 320x320 on one thread measured "
+                    "by TonyCongqianWang/cv_facedetection_eval, scaled (70 ms)")
+PI_WORKER_MS = (1.6, "the Edge TPU worker's added cost per invoke: 0.54 ms measured on this x86 "
+                "(README, When the Edge TPU fails), taken three times slower on a Pi")
+PI_CROP_MS = (1.0, "crop, resize and quantize of one face on a Pi's CPU (assumed)")
+FACES_IN_VIEW = 5
+# Classifier invokes per face and frame with per-person scheduling: measured on the shared
+# videos (tests/daemon/test_scheduling_same_decisions.py: 0.21-0.46); 0.3 taken here.
+SCHEDULED_INVOKES_PER_FACE = 0.3
+
+
+def coral_estimate(detector_ms, invokes_per_face):
+    """(ms per frame, frames per second) on paper for FACES_IN_VIEW faces."""
+    per_face = PI4_CORAL_CLASSIFIER_MS[0] + PI_WORKER_MS[0] + PI_CROP_MS[0]
+    ms = detector_ms + FACES_IN_VIEW * invokes_per_face * per_face
+    return ms, 1000.0 / ms
+
+
+def coral_estimate_section():
+    """On paper: frames per second of a Pi 4 with a USB Coral and five faces in view."""
+    low, high = PI4_YUNET_CPU_MS[0]
+    tpu_detector = PI4_CORAL_FACE_SSD_MS[0] + PI_WORKER_MS[0]
+    rows = ["| detector | classifier invokes | ms per frame | frames per second |",
+            "| --- | --- | --- | --- |"]
+    for detector, (lo_ms, hi_ms) in (("YuNet on the CPU", (low, high)),
+                                     ("a detector on the TPU", (tpu_detector, tpu_detector))):
+        for label, invokes in (("every face, every frame", 1.0),
+                               (f"per person ({SCHEDULED_INVOKES_PER_FACE} per face)",
+                                SCHEDULED_INVOKES_PER_FACE)):
+            fast, slow = coral_estimate(lo_ms, invokes), coral_estimate(hi_ms, invokes)
+            ms = f"{fast[0]:.0f}" if fast == slow else f"{fast[0]:.0f}-{slow[0]:.0f}"
+            fps = f"{fast[1]:.0f}" if fast == slow else f"{slow[1]:.0f}-{fast[1]:.0f}"
+            rows.append(f"| {detector} | {label} | {ms} | {fps} |")
+    sources = "\n".join(f"- {value[0]} ms: {value[1]}" if not isinstance(value[0], tuple) else
+                        f"- {value[0][0]:.0f}-{value[0][1]:.0f} ms: {value[1]}"
+                        for value in (PI4_CORAL_CLASSIFIER_MS, PI4_CORAL_FACE_SSD_MS,
+                                      PI4_YUNET_CPU_MS, PI_WORKER_MS, PI_CROP_MS))
+    return f"""## On paper: a Raspberry Pi 4 with a USB Coral, {FACES_IN_VIEW} faces in view
+Not measured (no Pi or Coral here): published figures and our measured overheads, added up for
+one frame, the stages one after the other as the daemon runs them (the camera, 15-30 fps on a Pi,
+caps what is above it).
+
+{chr(10).join(rows)}
+
+{sources}
 """

@@ -2,6 +2,8 @@
 import json
 import os
 
+import pytest
+
 from edge.bench.report import BASELINE, render_markdown, targets, upgrade_results
 from edge.bench.run import BACKENDS, DEFAULT_BACKEND, bench_outputs, run_bench
 from edge.paths import REPO_ROOT
@@ -76,3 +78,15 @@ def test_the_backends_are_the_choices_of_the_command_line():
     parser = build_parser()
     args = parser.parse_args(["bench", "--backends", "res10", "yunet@480"])
     assert args.backends == ["res10", "yunet@480"] and set(args.backends) <= set(BACKENDS)
+
+
+def test_the_coral_estimate_adds_the_stages_of_one_frame():
+    from edge.bench.report import (FACES_IN_VIEW, PI4_CORAL_CLASSIFIER_MS, PI_CROP_MS, PI_WORKER_MS,
+                                   coral_estimate, coral_estimate_section)
+
+    per_face = PI4_CORAL_CLASSIFIER_MS[0] + PI_WORKER_MS[0] + PI_CROP_MS[0]
+    ms, fps = coral_estimate(10.0, 1.0)
+    assert ms == pytest.approx(10.0 + FACES_IN_VIEW * per_face) and fps == pytest.approx(1000 / ms)
+    assert coral_estimate(10.0, 0.3)[0] < ms  # fewer invokes, a shorter frame
+    section = coral_estimate_section()
+    assert section.count("| YuNet on the CPU |") == 2 and "pycoral" in section
