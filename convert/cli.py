@@ -161,6 +161,16 @@ def cmd_pipeline(args):
                       "out": args.out}))
 
 
+def cmd_detector_int8(args):
+    from .detector_int8 import make_detector_int8
+
+    meta = make_detector_int8(args.out, args.onnx, args.calibration, args.calibration_folder)
+    print(json.dumps({"model": os.path.join(args.out, meta["file"]), "sha256": meta["sha256"],
+                      "input": [meta["input"]["width"], meta["input"]["height"]],
+                      "keras_vs_onnxruntime": max(meta["keras_vs_onnxruntime"]["max_abs_difference"].values()),
+                      "edgetpu_compatible": meta["edgetpu_check"]["compatible"]}))
+
+
 def _add_eval_args(p):
     p.add_argument("--real-world", help="annotations.json of held-out scenes "
                    "(default: the shared data/scenes)")
@@ -189,6 +199,15 @@ def _add_commands(sub):
     p.add_argument("--co-compile", nargs="*", help="models sharing the TPU's parameter cache")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_edgetpu)
+
+    p = sub.add_parser("detector-int8", help="YuNet (ONNX) rebuilt in Keras, checked against "
+                       "onnxruntime and quantized to a full-integer TFLite face detector")
+    p.add_argument("--out", default=defaults.MODELS_DIR, help="folder for the model and its JSON")
+    p.add_argument("--onnx", help="the YuNet ONNX file (default: `maskdet models` key yunet)")
+    p.add_argument("--calibration", type=int, default=200, help="calibration photos")
+    p.add_argument("--calibration-folder", help="photos to calibrate on (default: the shared "
+                   "scenes_more/ilc2021/images)")
+    p.set_defaults(func=cmd_detector_int8)
 
     p = sub.add_parser("compile", help="edgetpu_compiler, failing if any op stays on the CPU")
     p.add_argument("model")

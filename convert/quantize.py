@@ -25,10 +25,17 @@ MAX_BALANCED_ACCURACY_LOSS = 0.01
 
 
 def representative_images(run_dir, size, count=1000, seed=0):
-    """`count` training images of the run, resized and normalised as in training."""
+    """`count` training images of the run, resized and normalised as in training; each kind
+    drawn as often as training shows it (masks below the nose, the rarest, boosted as there),
+    so the quantization ranges cover the faces the decision is hardest on."""
+    from .train import FOLDER_VIEW_BOOST
+
     entries = read_split(run_dir)["train"]
     rng = np.random.default_rng(seed)
-    chosen = [entries[i] for i in sorted(rng.choice(len(entries), min(count, len(entries)), replace=False))]
+    weights = np.array([FOLDER_VIEW_BOOST.get(os.path.basename(os.path.dirname(path)), 1)
+                        for path, _ in entries], dtype=np.float64)
+    picked = rng.choice(len(entries), min(count, len(entries)), replace=False, p=weights / weights.sum())
+    chosen = [entries[i] for i in sorted(picked)]
     images = []
     for path, _ in chosen:
         image = dataset.read_rgb(path)
@@ -166,7 +173,8 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                  "counts": train_summary["counts"], "seed": train_summary["seed"],
                  "val_fraction": train_summary["val_fraction"]},
         "training": {k: train_summary[k] for k in ("epochs", "augmented_views", "class_weights",
-                                                   "first_tuned_block", "distillation")
+                                                   "first_tuned_block", "distillation",
+                                                   "synthetic_below_nose")
                      if k in train_summary},
         "calibration_images": calibration_count,
         "tools": tool_versions(),

@@ -97,28 +97,47 @@ def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def _distillation_targets(teacher, train_set, unlabelled, alpha, temperature):
-    """Soft targets of the training faces then the unlabelled ones, from the teacher's scores
-    on the original image files (framed and resized as the Pi does)."""
+def _distillation_targets(teacher, samples, synthetic_images, alpha, temperature):
+    """Soft targets of the samples (training faces, unlabelled ones) then of the synthetic faces,
+    from the teacher's scores on the original image files (framed and resized as the Pi does)
+    and on the synthetic images as drawn."""
     from . import distill
 
-    samples = train_set + unlabelled
     images = [dataset.read_rgb(s.path) for s in progress(samples, desc="decode for teacher")]
-    p_teacher = distill.teacher_probabilities(teacher, images)
-    labels = np.array([s.label for s in samples])
+    p_teacher = distill.teacher_probabilities(teacher, images + list(synthetic_images))
+    labels = np.array([s.label for s in samples] + [1] * len(synthetic_images))
     return distill.soft_targets(labels, p_teacher, alpha, temperature), p_teacher
+
+
+SYNTHETIC_FOLDER = "synthetic_below_nose"
+
+
+def _below_nose_twins(images, samples, seed):
+    """Synthetic masks below the nose drawn on the bare training faces: (uint8 images, Samples
+    with label no_mask, folder SYNTHETIC_FOLDER, the source's path and group)."""
+    from .synthetic_masks import below_nose_twins
+
+    bare = [i for i, s in enumerate(samples) if s.folder == "without_mask"]
+    twins, _ = below_nose_twins([images[i] for i in progress(bare, desc="below-nose twins")],
+                                np.random.default_rng(seed))
+    kept = [(i, t) for i, t in zip(bare, twins) if t is not None]
+    out = np.stack([t for _, t in kept]) if kept else np.zeros((0,) + images.shape[1:], np.uint8)
+    return out, [dataset.Sample(samples[i].path + "#below-nose", 1, samples[i].group,
+                                SYNTHETIC_FOLDER) for i, _ in kept]
 
 
 def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0, views=3,
           head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5, patience=3, batch=64,
           limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teacher=None,
-          unlabelled_roots=(), distill_alpha=0.5, temperature=2.0):
+          unlabelled_roots=(), distill_alpha=0.5, temperature=2.0, synthetic_below_nose=True):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 
     `limit` keeps only that many images per label (for smoke runs); phase two fine-tunes the
     blocks from `first_tuned_block` up. With `teacher` (a float TFLite classifier) the targets
     are distilled (`distill.soft_targets`) and the faces under `unlabelled_roots` join the
-    training set with the teacher's scores as their targets. Returns the run summary.
+    training set with the teacher's scores as their targets. With `synthetic_below_nose` every
+    bare training face also gets a twin with a mask drawn below its nose (`synthetic_masks`),
+    labelled no mask. Returns the run summary.
     """
     import keras
 
@@ -143,20 +162,26 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     train_images, y_train, kept = dataset.load_images(
         train_set + unlabelled, int(size * 1.25), lambda it: progress(it, desc="decode train"))
     train_set, unlabelled = [s for s in kept if s.label >= 0], [s for s in kept if s.label < 0]
+    y_train = y_train[:len(train_set)]
+    synthetic_images, synthetic = np.zeros((0,) + train_images.shape[1:], np.uint8), []
+    if synthetic_below_nose:
+        synthetic_images, synthetic = _below_nose_twins(train_images[:len(train_set)], train_set, seed)
+        train_images = np.concatenate([train_images, synthetic_images])
     targets = None
     if teacher:
-        targets, p_teacher = _distillation_targets(teacher, train_set, unlabelled, distill_alpha,
-                                                   temperature)
-    y_train = y_train[:len(train_set)]
+        targets, p_teacher = _distillation_targets(teacher, train_set + unlabelled,
+                                                   synthetic_images, distill_alpha, temperature)
+    every_label = np.concatenate([y_train, np.full(len(unlabelled), -1), np.ones(len(synthetic), int)])
     val_images, y_val, val_set = dataset.load_images(
         val_set, size, lambda it: progress(it, desc="decode val"))
 
     backbone = model_lib.build_backbone(size)
     weights.copy_weights_by_name(backbone, weights_file or weights.fetch_imagenet_weights())
     lower, upper = model_lib.split_backbone(backbone, first_tuned_block)
-    plan = view_plan(train_set + unlabelled, views)
+    plan = view_plan(train_set + unlabelled + synthetic, views)
     x_train = _features(lower, _augmented_views(train_images, plan, size, seed), desc="train features")
-    hard_views = np.argmax(targets, axis=1)[plan] if teacher else y_train[plan]
+    del train_images, synthetic_images
+    hard_views = np.argmax(targets, axis=1)[plan] if teacher else every_label[plan]
     y_views = targets[plan] if teacher else hard_views
     if teacher:
         y_val = np.eye(len(dataset.LABELS), dtype=np.float32)[y_val]
@@ -192,6 +217,7 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
                    "val": dataset.class_counts(np.argmax(y_val, axis=1) if teacher else y_val)},
         "data_fingerprint": dataset.fingerprint(train_set + val_set),
         "class_weights": cls_weights,
+        "synthetic_below_nose": len(synthetic),
         "epochs": {"head": len(history1["loss"]), "fine_tune": len(history2["loss"])},
         "history": {"head": history1, "fine_tune": history2},
         "seconds": round(time.time() - started, 1),

@@ -58,6 +58,21 @@ def test_unknown_faces_do_not_decide():
     assert view.in_view == 1 and view.seen == 0
 
 
+def test_a_person_walking_up_stays_undecided_until_the_face_is_big_enough():
+    """Far away the face is under the size gate (`unknown`); the track goes on as it grows and
+    is decided from the frames where it is big enough, min_frames of them."""
+    view = PeopleInView("door", SETTINGS)
+    sides = [20, 23, 26, 29, 31, 34, 38, 42]  # the face grows as the person walks up
+    decisions = []
+    for i, side in enumerate(sides):
+        box = (100, 100, 100 + side, 100 + side)
+        face = unmasked(box=box) if side >= 32 else \
+            FaceResult(box, "unknown", None, 0.8, f"smaller than 32 px ({side} px)")
+        decisions.append(view.observe([face], i * 0.1))
+    assert [[d.kind for d in ds] for ds in decisions] == [[]] * 7 + [["no_mask"]]
+    assert decisions[-1][0].track_id == 1  # the same person all along
+
+
 def test_the_alert_clears_alert_clear_s_after_the_unmasked_person_leaves():
     view = PeopleInView("door", SETTINGS)
     feed(view, [[unmasked()]] * 3)  # decided at t=0.2
