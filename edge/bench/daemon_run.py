@@ -112,6 +112,7 @@ def run_daemon_bench(minutes, classifier_meta=None, threads=2):
             elapsed = time.monotonic() - started
             frames = {name: view.frames for name, view in daemon.views.items()}
             dropped = {name: w.frames.dropped for name, w in daemon.workers.items()}
+            classified, skipped = daemon.metrics.faces_classified()
             _wait_until_quiet(subscriber)
         finally:
             if daemon is not None:
@@ -125,6 +126,8 @@ def run_daemon_bench(minutes, classifier_meta=None, threads=2):
         "frames_processed": frames, "frames_dropped": dropped,
         "fps_per_camera": {n: round(f / elapsed, 2) for n, f in frames.items()},
         "fps_total": round(sum(frames.values()) / elapsed, 2),
+        "faces_classified": classified, "faces_skipped": skipped,
+        "classifier_invokes_per_frame": round(classified / max(sum(frames.values()), 1), 3),
         "events": len(latencies),
         "capture_to_event_ms": {"median": round(float(np.median(latencies)), 1),
                                 "p99": round(float(np.percentile(latencies, 99)), 1)} if latencies else None,

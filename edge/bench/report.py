@@ -210,7 +210,10 @@ def daemon_section(d):
             f"subscriber.\n\n"
             f"- frames per second analysed: {d['fps_total']:.1f} in all ({fps}); frames dropped by "
             f"the drop-oldest queues: {sum(d['frames_dropped'].values())}\n"
-            f"- capture to event at the subscriber, over {d['events']} events: median "
+            + (f"- faces classified per analysed frame: {d['classifier_invokes_per_frame']:.2f} "
+               f"({d['faces_classified']} classified, {d['faces_skipped']} left to their person's "
+               "decision: `decision.reclassify_every`)\n" if "faces_classified" in d else "")
+            + f"- capture to event at the subscriber, over {d['events']} events: median "
             f"{lat['median']:.1f} ms, p99 {lat['p99']:.1f} ms\n"
             f"- resident memory: {memory}")
 
