@@ -99,19 +99,32 @@ def _metrics_table(meta):
     return "\n".join(rows)
 
 
+def _run_row(c):
+    lat = c["latency_cpu_int8"]
+    blocks = f"{c.get('first_tuned_block', OLD_FIRST_TUNED_BLOCK)}-16"
+    trained = f"distilled from {c['teacher']}" if c.get("teacher") else "on the labels"
+    if c.get("synthetic_below_nose"):
+        trained += f", {c['synthetic_below_nose']:,} synthetic masks below the nose"
+    below = c.get("below_nose_recall")
+    below = "not measured" if below is None else _pct(below)
+    return (f"| {c['size']}x{c['size']} | {trained} | {blocks} | "
+            f"{_pct(c['validation_balanced_accuracy'])} | {_pct(c['real_world_balanced_accuracy'])} | "
+            f"{below} | {lat['median_ms']:.2f} / {lat['p90_ms']:.2f} ms ({lat['runtime']}) | "
+            f"{c['size_bytes'] / 1e6:.2f} MB |")
+
+
+RUN_HEADER = ["| input | trained | fine-tuned blocks | validation balanced acc. (int8) | real-world balanced acc. (int8) | masks below the nose called no_mask (held out) | CPU int8 latency, 1 thread (median / p90) | file size |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+
 def _selection_table(meta):
-    rows = ["| input | trained | fine-tuned blocks | validation balanced acc. (int8) | real-world balanced acc. (int8) | masks below the nose called no_mask (held out) | CPU int8 latency, 1 thread (median / p90) | file size |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for c in sorted(meta["selection"]["candidates"], key=lambda c: -c["size"]):
-        lat = c["latency_cpu_int8"]
-        blocks = f"{c.get('first_tuned_block', OLD_FIRST_TUNED_BLOCK)}-16"
-        trained = f"distilled from {c['teacher']}" if c.get("teacher") else "on the labels"
-        below = c.get("below_nose_recall")
-        below = "not measured" if below is None else _pct(below)
-        rows.append(f"| {c['size']}x{c['size']} | {trained} | {blocks} | "
-                    f"{_pct(c['validation_balanced_accuracy'])} | "
-                    f"{_pct(c['real_world_balanced_accuracy'])} | {below} | {lat['median_ms']:.2f} / "
-                    f"{lat['p90_ms']:.2f} ms ({lat['runtime']}) | {c['size_bytes'] / 1e6:.2f} MB |")
+    rows = RUN_HEADER + [_run_row(c) for c in sorted(meta["selection"]["candidates"],
+                                                      key=lambda c: -c["size"])]
+    rejected = meta["selection"].get("not_candidates")
+    if rejected:
+        rows += ["", "Runs that were not candidates (their int8 model failed the quality gate), "
+                 "for comparison:", ""] + RUN_HEADER + [_run_row(c) for c in rejected]
+        rows += [""] + [f"- {c['size']}x{c['size']}: {c['why']}" for c in rejected]
     return "\n".join(rows)
 
 

@@ -73,6 +73,20 @@ def choose(candidates):
     return chosen, reason
 
 
+def candidate_summary(meta):
+    """What the card's size table shows of one run."""
+    int8 = meta["metrics"]["int8"]
+    return {"size": meta["input"]["size"],
+            "validation_balanced_accuracy": int8[run_folder.VALIDATION]["balanced_accuracy"],
+            "real_world_balanced_accuracy": int8[run_folder.REAL_WORLD]["balanced_accuracy"],
+            "latency_cpu_int8": meta["latency_cpu_int8"],
+            "size_bytes": meta["size_bytes"],
+            "below_nose_recall": below_nose_recall(meta),
+            "teacher": _teacher_size(meta),
+            "synthetic_below_nose": meta["training"].get("synthetic_below_nose", 0),
+            "first_tuned_block": meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
+
+
 def _teacher_size(meta):
     """'the 224x224 model' for a distilled candidate, else None."""
     distillation = meta["training"].get("distillation")
@@ -85,7 +99,7 @@ def _teacher_size(meta):
 def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
     """Copy the chosen run's int8 model and metadata to `out_dir` and write MODEL_CARD.md.
     Runs whose int8 model failed the quantization quality gate are not candidates."""
-    candidates = []
+    candidates, rejected = [], []
     for run in run_dirs:
         candidate = load_candidate(run, name)
         gate = candidate["meta"].get("quality_gate", {"passed": True})
@@ -93,21 +107,17 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
             candidates.append(candidate)
         else:
             log.warning("%s is not a candidate: %s", run, gate.get("reason"))
+            rejected.append(candidate)
     if not candidates:
         raise QualityGateError("no run passed the quantization quality gate: nothing to publish")
     chosen, reason = choose(candidates)
     os.makedirs(os.path.join(out_dir, "card"), exist_ok=True)
     meta = dict(chosen["meta"])
-    meta["selection"] = {"reason": reason, "candidates": [
-        {"size": c["meta"]["input"]["size"],
-         "validation_balanced_accuracy": c["meta"]["metrics"]["int8"][run_folder.VALIDATION]["balanced_accuracy"],
-         "real_world_balanced_accuracy": c["meta"]["metrics"]["int8"][run_folder.REAL_WORLD]["balanced_accuracy"],
-         "latency_cpu_int8": c["meta"]["latency_cpu_int8"],
-         "size_bytes": c["meta"]["size_bytes"],
-         "below_nose_recall": below_nose_recall(c["meta"]),
-         "teacher": _teacher_size(c["meta"]),
-         "first_tuned_block": c["meta"]["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
-        for c in candidates]}
+    meta["selection"] = {"reason": reason,
+                         "candidates": [candidate_summary(c["meta"]) for c in candidates],
+                         "not_candidates": [dict(candidate_summary(c["meta"]),
+                                                 why=c["meta"]["quality_gate"].get("reason"))
+                                            for c in rejected]}
     if baseline:
         meta["baseline"] = baseline
     shutil.copyfile(chosen["model_path"], os.path.join(out_dir, meta["files"]["int8"]))

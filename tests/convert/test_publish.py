@@ -63,5 +63,9 @@ def test_a_run_that_failed_the_quality_gate_is_not_published(tmp_path):
     meta = publish([bad, good], str(tmp_path / "out"))
     assert meta["input"]["size"] == 128
     assert [c["size"] for c in meta["selection"]["candidates"]] == [128]
+    rejected = meta["selection"]["not_candidates"]
+    assert [(c["size"], c["why"]) for c in rejected] == [(224, "int8 lost 2 points")]
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert "not candidates" in card and "224x224: int8 lost 2 points" in card
     with pytest.raises(QualityGateError, match="no run passed"):
         publish([bad], str(tmp_path / "out2"))
