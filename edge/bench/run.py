@@ -35,6 +35,7 @@ BACKENDS = {
     "yunet@640": DetectorSettings("yunet", detect_width=640),
     "yunet@480 opencv": DetectorSettings("yunet", detect_width=480, engine="opencv"),
     "res10": DetectorSettings("res10"),
+    "yunet-int8 (480x288)": DetectorSettings("yunet-int8"),
 }
 DEFAULT_BACKEND = next(name for name, s in BACKENDS.items() if s.resolved() == DetectorSettings().resolved())
 SCENE_SETS = {"scenes": ("data", "scenes", "annotations.json"),

@@ -11,10 +11,11 @@ import cv2
 
 from edge.errors import ConfigError
 from edge.inference.accelerator import AcceleratorSettings
-from edge.inference.detectors import blazeface, res10, ssd, yunet  # noqa: F401  (registration)
+from edge.inference.detectors import blazeface, res10, ssd, yunet, yunet_int8  # noqa: F401  (registration)
 from edge.inference.detectors.registry import DETECTORS, describe_types, detector_names
 from edge.inference.fetch import resolve
 from edge.inference.geometry import Face, shrink
+from edge.paths import models_dir
 from edge.settings import in_range, one_of, setting
 
 DEFAULT_TYPE = "yunet"  # the default detector, chosen by `maskdet bench` (BENCHMARKS.md)
@@ -57,9 +58,10 @@ def detector_type(name):
 
 
 def default_model_key(settings):
-    """The `maskdet models` key of the settings' default model, or None (the type has none)."""
+    """The `maskdet models` key (or shipped file) of the settings' default model, or None (the
+    type has none)."""
     key = detector_type(settings.type).default_model
-    return key.format(variant=settings.variant) if key else None
+    return key.format(variant=settings.variant, models=models_dir()) if key else None
 
 
 class DownscaledDetector:

@@ -16,8 +16,9 @@ class DetectorType:
     """One kind of face detector.
 
     `open(model_path, settings, accelerator)` returns the detector; `default_model` is a
-    `maskdet models` key (`{variant}` filled from the settings) or None when the user must give
-    a file; `score_threshold` and `detect_width` are the type's defaults."""
+    `maskdet models` key (`{variant}` filled from the settings), a shipped file
+    (`{models}/name`: the models folder, $MASKDET_MODELS, when it is asked for) or None when the
+    user must give a file; `score_threshold` and `detect_width` are the type's defaults."""
 
     name: str
     open: Callable
