@@ -257,11 +257,10 @@ def cmd_bench(args):
         print(targets(results))
     print(f"wrote {json_out} and {markdown}")
     if args.decisions:
-        from edge.bench.decision_quality import run as measure_decisions
+        from edge.bench.run import run_decisions
 
-        folder = os.path.join(os.path.dirname(json_out), "decisions")
-        measure_decisions(args.classifier, folder)
-        print(f"wrote {folder}/decision_quality.md")
+        folder = run_decisions(args.classifier, json_out, markdown)
+        print(f"wrote {folder}/decision_quality.md and the decisions of {markdown}")
     return 0
 
 

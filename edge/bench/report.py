@@ -285,6 +285,9 @@ either way.
 ## The daemon under load
 {daemon_section(results.get('daemon'))}
 
+## Decisions on hard faces: before and after issue 12
+{decisions_section(results.get('decisions'))}
+
 {coral_estimate_section()}
 """
 
@@ -342,3 +345,76 @@ caps what is above it).
 
 {sources}
 """
+
+
+# -- decisions on hard faces: the numbers of `maskdet bench --decisions`, before and after ------
+
+DECISION_KINDS = {"with_mask": "masks", "without_mask": "bare faces",
+                  "mask_weared_incorrect": "masks below the nose"}
+
+
+def _share(records):
+    right = sum(1 for r in records if r["correct"])
+    return [right, len(records)]
+
+
+def decision_summary(dq):
+    """What BENCHMARKS.md shows of one decision-quality run (`decision_quality.json`): the
+    faces the daemon decides on (at or above its size gate, whole) per kind, the faces cut by the
+    photo's own edge, the detector's recall and false faces at its default threshold, and the
+    measured recommendations."""
+    gate = dq["size_gate"]
+    min_face = gate["current_min_face_size"]
+    big = [f for f in gate["faces"] if f["side"] >= min_face]
+    threshold = dq["detector"]["default_threshold"]
+    row = dq["threshold"]["photos"][str(threshold)]
+    recall = {k: row["recall"][k] for k in row["recall"] if k.startswith("with_mask")}
+    return {
+        "classifier_sha256": dq["classifier"]["sha256"], "min_face_size": min_face,
+        "threshold": threshold,
+        "decided_faces": {k: _share([f for f in big if f["kind"] == k and not f["partial"]])
+                          for k in DECISION_KINDS},
+        "partial_faces": _share([f for f in big if f["partial"]]),
+        "masked_recall": {k.split(" ", 1)[1]: [v["correct"], v["n"]] for k, v in recall.items()},
+        "classifiable_false_per_photo": row["classifiable_false_per_photo"],
+        "recommended": {"min_face_size": gate["recommendation"]["min_face_size"],
+                        "threshold": dq["threshold"]["recommendation"]["threshold"],
+                        "partial": dq["border_cuts"]["recommendation"]["rule"]},
+        "worst_cut": dq["border_cuts"]["recommendation"].get("worst"),
+    }
+
+
+def _fraction(pair):
+    right, total = pair
+    return f"{right / total:.3f} ({right}/{total})" if total else "-"
+
+
+def decisions_section(decisions):
+    """Before / after of the decisions on hard faces, or how to measure them."""
+    if not decisions or "after" not in decisions:
+        return "Not measured yet: `maskdet bench --decisions`."
+    runs = [(name, decisions[name]) for name in ("before", "after") if name in decisions]
+    head = "| | " + " | ".join(f"{name} ({d['note']})" for name, d in runs) + " |"
+    rows = [head, "|" + " --- |" * (len(runs) + 1)]
+
+    def add(label, cell):
+        rows.append(f"| {label} | " + " | ".join(cell(d) for _, d in runs) + " |")
+
+    add("classifier (sha256)", lambda d: f"`{d['classifier_sha256'][:12]}`")
+    add("size gate, detector threshold", lambda d: f"{d['min_face_size']} px, {d['threshold']}")
+    for kind, words in DECISION_KINDS.items():
+        add(f"{words} called right (whole faces at the gate)",
+            lambda d, kind=kind: _fraction(d["decided_faces"][kind]))
+    add("faces cut by the photo's edge called right (the daemon lets them decide nothing)",
+        lambda d: _fraction(d["partial_faces"]))
+    for size in ("24-48 px", "48-96 px", ">= 96 px"):
+        add(f"masked faces found, {size}", lambda d, size=size: _fraction(d["masked_recall"][size]))
+    add("false faces big enough to classify, per photo",
+        lambda d: f"{d['classifiable_false_per_photo']:.3f}")
+    add("measured: gate, threshold, partial faces",
+        lambda d: f"{d['recommended']['min_face_size']} px, {d['recommended']['threshold']}, "
+                  f"{d['recommended']['partial']}")
+    return ("Held-out real faces: `data/scenes` and the held-out ilc2021 photos, found by the "
+            "default detector and classified as the daemon does; details, figures and the rules "
+            "behind each recommendation in `benchmarks/decisions/decision_quality.md`.\n\n"
+            + "\n".join(rows))

@@ -237,3 +237,24 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
     with open(out_markdown, "w", encoding="utf-8") as handle:
         handle.write(render_markdown(results))
     return results
+
+
+def run_decisions(classifier_meta, out_json, out_markdown, note="this model and defaults"):
+    """`maskdet bench --decisions`: measure the decisions on held-out real faces into
+    `decisions/` beside the results, keep their summary as the results' `decisions.after` (the
+    `before` stays) and write the report again."""
+    from edge.bench.decision_quality import run as measure_decisions
+    from edge.bench.report import decision_summary, render_markdown
+
+    folder = os.path.join(os.path.dirname(out_json), "decisions")
+    summary = dict(decision_summary(measure_decisions(classifier_meta, folder)), note=note)
+    results = {}
+    if os.path.isfile(out_json):
+        with open(out_json, encoding="utf-8") as handle:
+            results = json.load(handle)
+    results.setdefault("decisions", {})["after"] = summary
+    with open(out_json, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+    with open(out_markdown, "w", encoding="utf-8") as handle:
+        handle.write(render_markdown(results))
+    return folder

@@ -90,3 +90,35 @@ def test_the_coral_estimate_adds_the_stages_of_one_frame():
     assert coral_estimate(10.0, 0.3)[0] < ms  # fewer invokes, a shorter frame
     section = coral_estimate_section()
     assert section.count("| YuNet on the CPU |") == 2 and "pycoral" in section
+
+
+def _decision_quality(sides_kinds_correct, threshold=0.5):
+    faces = [{"kind": k, "side": s, "correct": c, "partial": p} for s, k, c, p in sides_kinds_correct]
+    recall = {f"with_mask {b}": {"n": 10, "correct": 9, "accuracy": 0.9}
+              for b in ("24-48 px", "48-96 px", ">= 96 px")}
+    return {"classifier": {"sha256": "ab" * 32},
+            "detector": {"default_threshold": threshold},
+            "size_gate": {"current_min_face_size": 32, "faces": faces,
+                          "recommendation": {"min_face_size": 40}},
+            "threshold": {"photos": {str(threshold): {"recall": recall,
+                                                      "classifiable_false_per_photo": 0.1}},
+                          "recommendation": {"threshold": 0.5}},
+            "border_cuts": {"recommendation": {"rule": "skip partial faces"}}}
+
+
+def test_the_decision_summary_counts_only_whole_faces_at_the_gate_per_kind():
+    from edge.bench.report import decision_summary, decisions_section
+
+    dq = _decision_quality([(40, "with_mask", True, False), (40, "with_mask", False, False),
+                            (20, "with_mask", False, False),  # under the gate: not decided on
+                            (50, "without_mask", True, True),  # cut by the edge: apart
+                            (60, "mask_weared_incorrect", True, False)])
+    summary = decision_summary(dq)
+    assert summary["decided_faces"] == {"with_mask": [1, 2], "without_mask": [0, 0],
+                                        "mask_weared_incorrect": [1, 1]}
+    assert summary["partial_faces"] == [1, 1]
+    assert summary["masked_recall"]["48-96 px"] == [9, 10]
+    text = decisions_section({"before": dict(summary, note="old"), "after": dict(summary, note="new")})
+    assert "| masks called right (whole faces at the gate) | 0.500 (1/2) | 0.500 (1/2) |" in text
+    assert "before (old)" in text and "after (new)" in text
+    assert decisions_section({"before": summary}) == "Not measured yet: `maskdet bench --decisions`."
