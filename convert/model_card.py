@@ -15,7 +15,8 @@ DATA_SOURCES = [
 ]
 
 LIMITS = [
-    "Faces smaller than about 32 px are not classified reliably; the daemon reports them as `unknown`.",
+    "Faces whose detector box is under 40 px (its shorter side) are not classified reliably: "
+    "the daemon reports them as `unknown` (`classifier.min_face_size`, measured in BENCHMARKS.md).",
     "A mask worn below the nose (`mask_weared_incorrect`) is trained and scored as *no mask*; it is "
     "measured on its own held-out photos (above), which come from one collection (ilc2021): "
     "other cameras and other ways of wearing a mask badly (below the chin, one ear) may score lower.",

@@ -108,6 +108,22 @@ def test_sparse_bins_fall_back_to_the_balanced_accuracy_per_bin():
     assert rec["per_kind_min_face_size"] is None  # 39 / 40 masks < 0.98 in every bin
 
 
+def test_bins_a_little_under_target_each_move_the_gate_when_together_they_miss_it():
+    faces = []
+    for side in (18, 22, 26, 30, 36, 44, 56, 80, 120):
+        small = side < 40  # masks 27 / 30 and no masks 19 / 20 under 40 px: 0.925 per bin
+        faces += records("with_mask", side, 30, 3 if small else 2)
+        faces += records("without_mask", side, 15, 1 if small else 0)  # too few for per kind
+        faces += records("mask_weared_incorrect", side, 5, 0)
+    rec = dq.recommend_min_face_size(dq.size_gate_table(faces), faces)
+    assert rec["rule"] == "balanced"
+    assert all(b["balanced"] >= dq.BIN_FLOOR for b in rec["balanced_by_bin"].values())
+    # from 24 px on: masks 193 / 210, no masks 137 / 140: 0.949; from 28 px on: 0.953
+    assert rec["balanced_from"]["24"]["balanced"] < dq.BALANCED_TARGET
+    assert rec["balanced_from"]["28"]["balanced"] >= dq.BALANCED_TARGET
+    assert rec["min_face_size"] == 28
+
+
 def test_a_false_face_counts_when_it_lasts_the_frames_a_decision_needs():
     still = Face((10.0, 10.0, 60.0, 60.0), 0.65)
     moved = Face((200.0, 10.0, 250.0, 60.0), 0.65)
