@@ -53,7 +53,10 @@ BIN_FLOOR = 0.92
 MIN_BIN_FACES = 20
 # The threshold's rule: no false face on the videos that lasts long enough to be decided, and
 # at most this many more false faces big enough to be classified per photo than the default.
-EXTRA_FALSE_PER_PHOTO = 0.05
+# At most one false face big enough to classify in ten photos: a fixed camera sees the same
+# background in every frame, where a false face persists. An absolute ceiling, so that each run
+# does not move the threshold on from the last one's.
+FALSE_PER_PHOTO_CEILING = 0.1
 CUT_BORDERS = ("top", "bottom", "left", "right")
 CUT_FRACTIONS = (0.2, 0.35, 0.5)
 CUT_MIN_SIDE = 48
@@ -395,10 +398,9 @@ def recall_of(row, bins=("48-96 px", ">= 96 px")):
 
 def recommend_threshold(photos, videos, default):
     """The lowest threshold whose videos show no false face that persists long enough to be
-    decided (and is big enough to be classified), with at most EXTRA_FALSE_PER_PHOTO false faces
-    big enough to be classified per photo more than the default threshold: a fixed camera sees
-    the same background in every frame, so such a false face would persist there."""
-    ceiling = photos[str(default)]["classifiable_false_per_photo"] + EXTRA_FALSE_PER_PHOTO
+    decided (and is big enough to be classified), with at most FALSE_PER_PHOTO_CEILING false
+    faces big enough to be classified per photo."""
+    ceiling = FALSE_PER_PHOTO_CEILING
     for t in sorted(photos, key=float):
         if videos.get(t, {}).get("persistent_classified", 0) == 0 \
                 and photos[t]["classifiable_false_per_photo"] <= ceiling + 1e-9:
@@ -591,8 +593,8 @@ def _recommendations(results):
             f"lowest threshold with no false face on the videos lasting >= "
             f"{DecisionSettings().min_frames} sampled frames at a classified size, and at most "
             f"{_num(thr['false_per_photo_ceiling'], 3)} false faces of a classified size per photo "
-            f"(the default's + {EXTRA_FALSE_PER_PHOTO}: a fixed camera sees the same background "
-            f"in every frame, where a false face persists). Recall of faces >= 48 px: "
+            f"(a fixed camera sees the same background in every frame, where a false face "
+            f"persists). Recall of faces >= 48 px: "
             f"{_num(thr.get('recall_48_plus'))} (default {_num(thr.get('default_recall_48_plus'))}).",
             f"- faces cut by the frame's edge: **{part['rule']}**: {cut}. Rule: skip when any "
             f"border's smallest cut costs a kind (of >= {MIN_BIN_FACES} faces) more than "

@@ -34,13 +34,15 @@ def measure_pipeline(pipeline, frames, warmup=3):
             "fps": round(1000.0 / float(np.mean(stages["total"])), 2)}
 
 
-def single_thread_pipeline(detector_settings, classifier_meta, runtime_name, min_face=32):
-    """A pipeline on one CPU thread with the classifier on the named TFLite runtime."""
+def single_thread_pipeline(detector_settings, classifier_meta, runtime_name, min_face=None):
+    """A pipeline on one CPU thread with the classifier on the named TFLite runtime; faces under
+    `min_face` px (None: the daemon's size gate) are not classified."""
     from edge.inference.accelerator import AcceleratorSettings
     from edge.inference.pipeline import ClassifierSettings, build_pipeline
     from edge.inference.runtime import find_runtime
 
-    return build_pipeline(detector_settings, ClassifierSettings(classifier_meta, min_face),
+    gate = ClassifierSettings().min_face_size if min_face is None else min_face
+    return build_pipeline(detector_settings, ClassifierSettings(classifier_meta, gate),
                           AcceleratorSettings(mode="cpu", threads=1), find_runtime(runtime_name))
 
 

@@ -262,7 +262,7 @@ same way). `720p one face` = the first {results.get('per_video_frames')} frames
 of `one_unmasked.mp4` (1280x720); {multi_face_text(results)}`all images and videos` adds the two test photos and the first
 {results.get('per_video_frames')} frames of each shared video. Decode = JPEG or H.264 decoding of the frame.
 `faces / frame` = faces the detector found per frame (in brackets: those classified, the others
-being under 32 px). `detect + classify vs baseline` = the baseline's median detect + classify on
+being under the daemon's size gate, `classifier.min_face_size`). `detect + classify vs baseline` = the baseline's median detect + classify on
 the same frames divided by this row's.
 
 {latency_table(results.get('latency', {}), upgrade_results(results).get('baseline'))}

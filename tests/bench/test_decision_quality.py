@@ -222,3 +222,17 @@ def test_the_command_line_writes_into_the_folder_given(tmp_path, monkeypatch):
     assert calls["out"] == str(tmp_path / "x") and calls["limit"] == 7
     assert calls["video_step"] == 2 and calls["figures"] is False
     assert calls["classifier"] == default_classifier()
+
+
+def test_the_threshold_is_the_lowest_without_lasting_false_faces_and_few_per_photo():
+    def photo(false_per_photo):
+        return {"classifiable_false_per_photo": false_per_photo, "recall": {}}
+
+    photos = {"0.3": photo(0.15), "0.4": photo(0.09), "0.5": photo(0.07), "0.7": photo(0.05)}
+    quiet = {"persistent_classified": 0}
+    videos = {"0.3": quiet, "0.4": {"persistent_classified": 1}, "0.5": quiet, "0.7": quiet}
+    rec = dq.recommend_threshold(photos, videos, 0.7)
+    # 0.3: too many false faces per photo; 0.4: a false face lasts on a video
+    assert rec["threshold"] == 0.5 and rec["false_per_photo_ceiling"] == dq.FALSE_PER_PHOTO_CEILING
+    # the same answer whatever the default is: the ceiling does not follow it
+    assert dq.recommend_threshold(photos, videos, 0.5)["threshold"] == 0.5
