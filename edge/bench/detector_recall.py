@@ -19,9 +19,11 @@ def bin_name(lo, hi):
     return f">= {lo} px" if hi >= 100000 else f"{lo}-{hi} px"
 
 
-def match(truth_boxes, detection_boxes, detection_scores):
+def match(truth_boxes, detection_boxes, detection_scores, min_iou=MATCH_IOU):
     """Greedy IoU matching, best detections first: the index of the detection matched to each
-    truth box (-1 when none), and the number of detections that matched nothing."""
+    truth box (-1 when none, or below `min_iou`), and the number of detections that matched
+    nothing."""
+    truth_boxes = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
     assigned = np.full(len(truth_boxes), -1, dtype=np.int64)
     for i in np.argsort(-np.asarray(detection_scores, dtype=np.float64), kind="stable"):
         if not len(truth_boxes):
@@ -29,7 +31,7 @@ def match(truth_boxes, detection_boxes, detection_scores):
         overlaps = iou(detection_boxes[i], truth_boxes)
         overlaps[assigned >= 0] = 0.0
         best = int(np.argmax(overlaps))
-        if overlaps[best] >= MATCH_IOU:
+        if overlaps[best] >= min_iou:
             assigned[best] = i
     return assigned, len(detection_boxes) - int(np.sum(assigned >= 0))
 
