@@ -244,10 +244,13 @@ def run_decisions(classifier_meta, out_json, out_markdown, note="this model and 
     `decisions/` beside the results, keep their summary as the results' `decisions.after` (the
     `before` stays) and write the report again."""
     from edge.bench.decision_quality import run as measure_decisions
+    from edge.bench.decision_report import write_outputs
     from edge.bench.report import decision_summary, render_markdown
 
     folder = os.path.join(os.path.dirname(out_json), "decisions")
-    summary = dict(decision_summary(measure_decisions(classifier_meta, folder)), note=note)
+    measured = measure_decisions(classifier_meta)
+    write_outputs(measured, folder)
+    summary = dict(decision_summary(measured), note=note)
     results = {}
     if os.path.isfile(out_json):
         with open(out_json, encoding="utf-8") as handle:

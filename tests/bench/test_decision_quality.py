@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from edge.bench import decision_quality as dq
+from edge.bench import decision_report as report
 from edge.errors import FetchError
 from edge.inference.detectors import DetectorSettings, create_detector
 from edge.inference.geometry import Face
@@ -166,7 +167,8 @@ def small_run(tmp_path_factory):
     shared_path("data", "videos", "one_masked.mp4")
     out = tmp_path_factory.mktemp("dq")
     try:
-        results = dq.run(default_classifier(), str(out), limit=5, video_limit=3)
+        results = dq.run(default_classifier(), limit=5, video_limit=3)
+        report.write_outputs(results, str(out))
     except FetchError as exc:
         pytest.skip(str(exc))
     return out, results
@@ -208,20 +210,21 @@ def test_the_figures_are_drawn_when_matplotlib_is_installed(small_run):
         assert f"![{name}]({name})" in (out / "decision_quality.md").read_text(encoding="utf-8")
 
 
-def test_the_command_line_writes_into_the_folder_given(tmp_path, monkeypatch):
-    calls = {}
+def test_the_command_line_measures_and_writes_into_the_folder_given(tmp_path, monkeypatch):
+    calls, written = {}, {}
 
-    def fake_run(classifier, out, limit, **options):
-        calls.update(classifier=classifier, out=out, limit=limit, **options)
-        os.makedirs(out, exist_ok=True)
+    def fake_run(classifier, limit, **options):
+        calls.update(classifier=classifier, limit=limit, **options)
         return {"size_gate": {"recommendation": {"min_face_size": 40}},
                 "threshold": {"recommendation": {"threshold": 0.5}}}
 
     monkeypatch.setattr(dq, "run", fake_run)
-    dq.main(["--out", str(tmp_path / "x"), "--limit", "7", "--video-step", "2", "--no-figures"])
-    assert calls["out"] == str(tmp_path / "x") and calls["limit"] == 7
-    assert calls["video_step"] == 2 and calls["figures"] is False
+    monkeypatch.setattr(report, "write_outputs",
+                        lambda results, out, figures=True: written.update(out=out, figures=figures))
+    report.main(["--out", str(tmp_path / "x"), "--limit", "7", "--video-step", "2", "--no-figures"])
+    assert calls["limit"] == 7 and calls["video_step"] == 2
     assert calls["classifier"] == default_classifier()
+    assert written == {"out": str(tmp_path / "x"), "figures": False}
 
 
 def test_the_threshold_is_the_lowest_without_lasting_false_faces_and_few_per_photo():
