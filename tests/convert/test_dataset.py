@@ -77,10 +77,11 @@ def test_fingerprint_changes_with_content(tmp_path):
 
 
 def test_incorrectly_worn_masks_get_more_augmented_views():
-    from convert.train import view_plan
+    from convert.train import FOLDER_VIEW_BOOST, view_plan
 
     samples = [dataset.Sample("a", 0, "a", "with_mask"),
                dataset.Sample("b", 1, "b", "mask_weared_incorrect"),
                dataset.Sample("c", 1, "c", "without_mask")]
     plan = view_plan(samples, 2).tolist()
-    assert plan.count(0) == 2 and plan.count(2) == 2 and plan.count(1) == 6
+    boost = FOLDER_VIEW_BOOST["mask_weared_incorrect"]
+    assert boost > 1 and plan.count(0) == 2 and plan.count(2) == 2 and plan.count(1) == 2 * boost
