@@ -18,7 +18,6 @@ import datetime
 import json
 import logging
 import os
-import platform
 import random
 import shutil
 import signal
@@ -32,6 +31,7 @@ import urllib.request
 import uuid
 
 from edge.errors import MaskdetError
+from edge.machine import describe_machine
 
 log = logging.getLogger(__name__)
 
@@ -405,17 +405,6 @@ def bench_year(work, broker_port, doors, people_per_day):
 
 # --- the report ----------------------------------------------------------------------------
 
-def machine():
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-
-
 def markdown(results):
     """The BENCHMARKS.md section."""
     out = [SECTION_START, "## The central monitor under load (`python -m monitor.bench`)",
@@ -505,7 +494,7 @@ def main(argv=None):
         print(markdown(results))
         return 0
     work = tempfile.mkdtemp(prefix="monitor-bench-")
-    results = {"date": datetime.date.today().isoformat(), "machine": machine()}
+    results = {"date": datetime.date.today().isoformat(), "machine": describe_machine()}
     broker = Broker(work)
     try:
         monitor = MonitorProcess(work, broker.port, f"sqlite:///{work}/bench.db")

@@ -19,7 +19,7 @@ CONVERT_MAY_IMPORT = ("edge.inference", "edge.errors", "edge.paths")
 # helpers, the strict YAML loader and the broker section (the daemon's payload schemas it reads
 # as files).
 MONITOR_MAY_IMPORT = ("edge.errors", "edge.settings", "edge.config.loader", "edge.config.mqtt",
-                      "edge.systemd_notify", "edge.mqtt_client")
+                      "edge.systemd_notify", "edge.mqtt_client", "edge.machine")
 # modules that mean network, GPIO, storage or TensorFlow: not in the inference core
 NOT_IN_INFERENCE = ("socket", "paho", "gpiozero", "picamera2", "sqlite3", "tensorflow")
 

@@ -1,9 +1,9 @@
 """BENCHMARKS.md from the bench results."""
 import datetime
 import os
-import platform
 
 from edge.bench.detector_recall import SIZE_BINS, bin_name
+from edge.machine import describe_machine
 
 TARGET_MS = 10.0
 TARGET_RATIO = 10.0
@@ -41,17 +41,6 @@ def work_ms(row):
 def versus_baseline(row, baseline):
     """How many times less detect + classify takes than the baseline's ('-' unmeasured)."""
     return f"{work_ms(baseline) / work_ms(row):.1f}x" if baseline else "-"
-
-
-def machine():
-    """One line about the machine the numbers come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def recall_table(recall):
@@ -223,7 +212,7 @@ def render_markdown(results):
     results = upgrade_results(results)
     return f"""# Benchmarks
 
-Made by `maskdet bench` on {datetime.date.today().isoformat()}: {machine()}. Every pipeline runs on
+Made by `maskdet bench` on {datetime.date.today().isoformat()}: {describe_machine()}. Every pipeline runs on
 **one thread** (TFLite `num_threads=1`, `cv2.setNumThreads(1)`, onnxruntime and TensorFlow
 intra/inter-op 1).
 Raw numbers: `benchmarks/results.json`. Classifier: `{os.path.relpath(results.get('classifier') or 'models')}`.
