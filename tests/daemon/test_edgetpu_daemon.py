@@ -5,7 +5,6 @@ import os
 import shutil
 import threading
 
-import pytest
 from gpiozero.pins.mock import MockFactory
 
 from edge.config.loader import load_yaml

@@ -16,8 +16,8 @@ from edge.config.loader import load_yaml  # noqa: E402
 from edge.config.schema import Config  # noqa: E402
 from edge.service.daemon import Daemon  # noqa: E402
 from tests.conftest import Subscriber, shared_path  # noqa: E402
+from tests.daemon.configs import BUZZER, GREEN, RED, service_sections  # noqa: E402
 
-GREEN, RED, BUZZER = 17, 27, 22
 
 
 def config_text(video, broker, tmp_path, fps=25):
@@ -27,17 +27,7 @@ cameras:
   - name: door
     source: {{type: opencv, url: {video}, fps: {fps}, realtime: true}}
 detector: {{type: yunet}}
-decision: {{alert_clear_s: 1.0}}
-gpio:
-  green: {{pin: {GREEN}}}
-  red: {{pin: {RED}}}
-  buzzer: {{pin: {BUZZER}, on_s: 0.05, off_s: 0.05, beeps: 2}}
-mqtt:
-  host: {broker.host}
-  port: {broker.port}
-  outbox_path: {tmp_path / 'outbox.db'}
-  stats_interval_s: 1
-"""
+{service_sections(broker, tmp_path, beeps=2)}"""
 
 
 def config_for(video, broker, tmp_path, fps=25):

@@ -15,8 +15,8 @@ from edge.config.loader import load_yaml  # noqa: E402
 from edge.config.schema import Config  # noqa: E402
 from edge.service.daemon import Daemon  # noqa: E402
 from tests.conftest import Subscriber, shared_path  # noqa: E402
+from tests.daemon.configs import BUZZER, GREEN, RED, service_sections  # noqa: E402
 
-GREEN, RED, BUZZER = 17, 27, 22
 # The face of one_unmasked.mp4 (1280 x 720) stays within x 431..823 and y 6..523: its box
 # centre within x 0.47..0.53 and y 0.35..0.39 of the frame. This region covers the whole face.
 FACE_AREA = [[0.3, 0.0], [0.7, 0.0], [0.7, 0.75], [0.3, 0.75]]
@@ -32,17 +32,7 @@ cameras:
               realtime: true, loop: {str(loop).lower()}}}
     ignore_regions: {json.dumps(regions)}
 detector: {{type: yunet}}
-decision: {{alert_clear_s: 1.0}}
-gpio:
-  green: {{pin: {GREEN}}}
-  red: {{pin: {RED}}}
-  buzzer: {{pin: {BUZZER}, on_s: 0.05, off_s: 0.05, beeps: 1}}
-mqtt:
-  host: {broker.host}
-  port: {broker.port}
-  outbox_path: {tmp_path / 'outbox.db'}
-  stats_interval_s: 1
-http: {{enabled: {str(http).lower()}, listen: "127.0.0.1:0"}}
+{service_sections(broker, tmp_path)}http: {{enabled: {str(http).lower()}, listen: "127.0.0.1:0"}}
 """, "test.yaml")
 
 

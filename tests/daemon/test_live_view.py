@@ -25,8 +25,8 @@ from edge.service.daemon import Daemon  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
 from tests.service.mjpeg import read_mjpeg  # noqa: E402
 from tests.service.test_metrics import parse as parse_metrics  # noqa: E402
+from tests.daemon.configs import BUZZER, GREEN, RED, service_sections  # noqa: E402
 
-GREEN, RED, BUZZER = 17, 27, 22
 TOKEN = "a-test-token-0123456789"
 CHROMIUM = "/usr/bin/chromium"
 
@@ -72,17 +72,7 @@ device_id: pi-live
 cameras:
   - name: door
     source: {{type: opencv, url: {shared_path('data', 'videos', video)}, fps: 25, loop: {str(loop).lower()}}}
-decision: {{alert_clear_s: 1.0}}
-gpio:
-  green: {{pin: {GREEN}}}
-  red: {{pin: {RED}}}
-  buzzer: {{pin: {BUZZER}, on_s: 0.05, off_s: 0.05, beeps: 1}}
-mqtt:
-  host: {broker.host}
-  port: {broker.port}
-  outbox_path: {tmp_path / 'outbox.db'}
-  stats_interval_s: 1
-{extra}""", "test.yaml")
+{service_sections(broker, tmp_path)}{extra}""", "test.yaml")
 
 
 class Running:

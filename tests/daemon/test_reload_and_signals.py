@@ -17,8 +17,8 @@ from edge.errors import AcceleratorError, ConfigError, FetchError, ModelError, r
 from edge.service import daemon as daemon_module
 from edge.service import run as run_module
 from tests.conftest import REPO_ROOT, Subscriber, shared_path
+from tests.daemon.configs import RED, service_sections
 
-GREEN, RED, BUZZER = 17, 27, 22
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
 
 
@@ -86,17 +86,7 @@ def config_text(broker, tmp_path, cameras=None, extra="", device="pi-rl"):
     return f"""
 device_id: {device}
 cameras:{cameras}
-decision: {{alert_clear_s: 1.0}}
-gpio:
-  green: {{pin: {GREEN}}}
-  red: {{pin: {RED}}}
-  buzzer: {{pin: {BUZZER}, on_s: 0.05, off_s: 0.05, beeps: 1}}
-mqtt:
-  host: {broker.host}
-  port: {broker.port}
-  outbox_path: {tmp_path / 'outbox.db'}
-  stats_interval_s: 1
-{extra}"""
+{service_sections(broker, tmp_path)}{extra}"""
 
 
 def start_child(config, notifications, **env):
