@@ -1,6 +1,7 @@
 """BENCHMARKS.md from the bench results."""
 import datetime
 import os
+import re
 
 from edge.bench.detector_recall import SIZE_BINS, bin_name
 from edge.machine import describe_machine
@@ -240,7 +241,9 @@ Faces of at least 48 px; a face counts as found at IoU >= 0.3, and its label is 
 {quality_table(results.get('scene_quality', {}))}
 
 ## Latency per stage
-The `tflite_runtime` rows come from a second virtual environment with tflite-runtime 2.14,
+The `tflite_runtime` rows come from a second virtual environment (and may be from an earlier
+run than the rest: `maskdet bench` keeps the rows of runtimes it did not measure this time, so
+their ratios to this run's baseline cross runs) with tflite-runtime 2.14,
 numpy<2 and opencv-python-headless 4.11, as Python 3.9 or a 32-bit Raspberry Pi OS would have
 (`PYTHONPATH=. <venv>/bin/python -m edge.cli bench --runtimes tflite_runtime --backends ...`);
 its int8 kernels on x86 are many times slower than XNNPACK's in `ai_edge_litert`. A 32-bit
@@ -407,3 +410,20 @@ def decisions_section(decisions):
             "default detector and classified as the daemon does; details, figures and the rules "
             "behind each recommendation in `benchmarks/decisions/decision_quality.md`.\n\n"
             + "\n".join(rows))
+
+
+# Sections another benchmark owns, between `<!-- NAME:start -->` and `<!-- NAME:end -->` (the
+# monitor's load benchmark writes one into the same file).
+OWNED_SECTION = re.compile(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->\n?", re.DOTALL)
+
+
+def write_report(path, text):
+    """Write BENCHMARKS.md as `text`, keeping the sections other benchmarks own in the file
+    already there (they are measured by other commands, and would be lost)."""
+    kept = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            kept = [m.group(0) for m in OWNED_SECTION.finditer(handle.read())
+                    if m.group(0) not in text]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n\n".join([text.rstrip("\n")] + [k.rstrip("\n") for k in kept]) + "\n")

@@ -214,7 +214,7 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
     """Run the measurements asked for, merge them into the JSON results (earlier parts are kept)
     and write BENCHMARKS.md from the whole."""
     from edge.bench.daemon_run import run_daemon_bench
-    from edge.bench.report import render_markdown, upgrade_results
+    from edge.bench.report import render_markdown, upgrade_results, write_report
 
     os.makedirs(os.path.dirname(os.path.abspath(out_json)), exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(out_markdown)), exist_ok=True)
@@ -234,8 +234,7 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
         results["daemon"] = run_daemon_bench(daemon_minutes, classifier_meta)
     with open(out_json, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1)
-    with open(out_markdown, "w", encoding="utf-8") as handle:
-        handle.write(render_markdown(results))
+    write_report(out_markdown, render_markdown(results))
     return results
 
 
@@ -245,7 +244,7 @@ def run_decisions(classifier_meta, out_json, out_markdown, note="this model and 
     `before` stays) and write the report again."""
     from edge.bench.decision_quality import run as measure_decisions
     from edge.bench.decision_report import write_outputs
-    from edge.bench.report import decision_summary, render_markdown
+    from edge.bench.report import decision_summary, render_markdown, write_report
 
     folder = os.path.join(os.path.dirname(out_json), "decisions")
     measured = measure_decisions(classifier_meta)
@@ -258,6 +257,5 @@ def run_decisions(classifier_meta, out_json, out_markdown, note="this model and 
     results.setdefault("decisions", {})["after"] = summary
     with open(out_json, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1)
-    with open(out_markdown, "w", encoding="utf-8") as handle:
-        handle.write(render_markdown(results))
+    write_report(out_markdown, render_markdown(results))
     return folder

@@ -88,7 +88,8 @@ class Tracker:
                 track.face = None
                 if track.misses > self.max_misses:
                     ended.append(track)
-        self.tracks = [t for t in self.tracks if t.track_id not in {e.track_id for e in ended}]
+        gone = {e.track_id for e in ended}
+        self.tracks = [t for t in self.tracks if t.track_id not in gone]
         for face, track in zip(faces, matched):
             if track is None:
                 track = Track(self._next_id, tuple(face.box), now, now)

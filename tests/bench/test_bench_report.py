@@ -122,3 +122,17 @@ def test_the_decision_summary_counts_only_whole_faces_at_the_gate_per_kind():
     assert "| masks called right (whole faces at the gate) | 0.500 (1/2) | 0.500 (1/2) |" in text
     assert "before (old)" in text and "after (new)" in text
     assert decisions_section({"before": summary}) == "Not measured yet: `maskdet bench --decisions`."
+
+
+def test_writing_the_report_keeps_the_section_the_monitor_benchmark_owns(tmp_path):
+    from edge.bench.report import write_report
+
+    path = tmp_path / "BENCHMARKS.md"
+    monitor = "<!-- monitor-bench:start -->\n## The central monitor under load\n2,000 events/s\n<!-- monitor-bench:end -->\n"
+    path.write_text("# Benchmarks\nold core tables\n\n" + monitor)
+    write_report(str(path), render_markdown(results_with("baseline")))
+    text = path.read_text()
+    assert "old core tables" not in text and "## Targets" in text
+    assert text.count(monitor.strip()) == 1
+    write_report(str(path), render_markdown(results_with("baseline")))  # again: still once
+    assert path.read_text().count("<!-- monitor-bench:start -->") == 1
