@@ -131,7 +131,8 @@ class FaceMaskPipeline:
         (too small, cannot be cropped); one face's fault never costs the others. The faces big
         enough go to the classifier together (one invoke on the CPU)."""
         wanted = [i for i, face in enumerate(faces) if face.size >= self.min_face_size]
-        answers = dict(zip(wanted, self._classify_boxes(frame_bgr, [faces[i].box for i in wanted])))
+        boxes = [faces[i].box for i in wanted]
+        answers = dict(zip(wanted, self.classifier.classify_boxes(frame_bgr, boxes) if boxes else []))
         return [self._result(frame_bgr, face, answers.get(i)) for i, face in enumerate(faces)]
 
     def unclassified(self, frame_bgr, face, reason):
@@ -139,21 +140,6 @@ class FaceMaskPipeline:
         `unknown`, with the reason."""
         return FaceResult(face.box, UNKNOWN, None, face.score, reason,
                           is_partial(face.box, frame_bgr.shape))
-
-    def _classify_boxes(self, frame_bgr, boxes):
-        """The classifier's answer for each box (a Classification or a DataError): all at once
-        through `classify_boxes`, or box by box from a classifier that has only `classify_box`."""
-        if not boxes:
-            return []
-        if hasattr(self.classifier, "classify_boxes"):
-            return self.classifier.classify_boxes(frame_bgr, boxes)
-        answers = []
-        for box in boxes:
-            try:
-                answers.append(self.classifier.classify_box(frame_bgr, box))
-            except DataError as exc:
-                answers.append(exc)
-        return answers
 
     def _result(self, frame_bgr, face, answer):
         """The FaceResult of a face from the classifier's answer (None: too small to ask)."""

@@ -47,8 +47,8 @@ def test_a_face_that_cannot_be_cropped_is_unknown_with_the_reason(classifier):
     class Failing:
         placement = None
 
-        def classify_box(self, frame, box):
-            raise DataError("box (5, 5, 5, 5) is empty")
+        def classify_boxes(self, frame, boxes):  # MaskClassifier's: a DataError per bad box
+            return [DataError("box (5, 5, 5, 5) is empty") for _ in boxes]
 
     pipeline = FaceMaskPipeline(FixedDetector([Face((5, 5, 205, 205), 0.7)]), Failing(), 32)
     (face,) = pipeline.analyze(np.zeros((300, 300, 3), np.uint8)).faces
