@@ -1,6 +1,6 @@
 """Where the mask decisions go wrong on real held-out faces (issue 12): the classifier's accuracy
 by the detector's box size (the size gate), the detector's recall against its false faces by
-threshold, and faces cut by the frame's edge, each with the default it recommends and why
+threshold, faces cut by the frame's edge, and how the decision band decides people, each with the default it recommends and why
 (`decision_report` writes them: `maskdet bench --decisions`). The photos are
 `data/scenes` and the held-out part of `data/scenes_more/ilc2021` (`convert.defaults`), which no
 training step sees; the videos are `data/videos/*.mp4`.
@@ -177,6 +177,7 @@ def gate_records(classifier, image, faces, boxes, scores, threshold, min_iou=MAT
         records.append({"kind": face["label"], "side": shorter_side(box),
                         "annotated_side": shorter_side(face["box"]),
                         "p_no_mask": round(verdict.no_mask_probability, 4),
+                        "no_mask_score": round(verdict.no_mask_score, 4),
                         "correct": verdict.label == LABELS[face["label"]],
                         "partial": bool(is_partial(box, image.shape))})
     return records
@@ -347,6 +348,41 @@ def _first_edge_where_all(ok):
     return best
 
 
+# The two scales a person's decision band has read: the model's own P(no mask) (until the scores
+# were re-centred on the model's threshold) and the no-mask score (0.5 = the threshold).
+BAND_SCALES = {"no_mask_score": "no-mask score (0.5 = the model's threshold)",
+               "p_no_mask": "the model's P(no mask) (before)"}
+
+
+def band_verdict(value, settings):
+    """How a person whose frames all score `value` is decided: `mask`, `no_mask` or None."""
+    if value >= settings.no_mask_above:
+        return "no_mask"
+    if value <= settings.mask_below:
+        return "mask"
+    return None
+
+
+def band_table(records, min_face_size, settings=DecisionSettings()):
+    """Per scale and kind, over the whole faces at or above the size gate: how many a person whose
+    every frame scored like that face would have decided right, wrong, or not at all."""
+    faces = [r for r in records if r["side"] >= min_face_size and not r["partial"]]
+    table = {}
+    for scale in BAND_SCALES:
+        table[scale] = {}
+        for kind in KINDS:
+            counts = {"right": 0, "wrong": 0, "undecided": 0, "n": 0}
+            for r in (r for r in faces if r["kind"] == kind):
+                verdict = band_verdict(r[scale], settings)
+                outcome = "undecided" if verdict is None else \
+                    "right" if verdict == LABELS[kind] else "wrong"
+                counts[outcome] += 1
+                counts["n"] += 1
+            table[scale][kind] = counts
+    return {"mask_below": settings.mask_below, "no_mask_above": settings.no_mask_above,
+            "min_face_size": min_face_size, "table": table}
+
+
 def threshold_table(photo_dets, thresholds, min_face_size, min_iou=MATCH_IOU):
     """Per threshold: recall by kind and annotated size (RECALL_BINS), and false faces per photo
     (detections that match no annotated face, unannotated background faces included), all and
@@ -483,6 +519,7 @@ def run(classifier_path, limit=None, videos=VIDEOS, video_step=VIDEO_STEP, video
                                                                          len(CUT_FRACTIONS)),
                         "table": cut_table,
                         "recommendation": recommend_partial(cut_table)},
+        "band": band_table(gate, min_face),
     }
     results["seconds"] = round(time.perf_counter() - start, 1)
     return results

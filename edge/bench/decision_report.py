@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from edge.bench import decision_quality
-from edge.bench.decision_quality import (BALANCED_TARGET, BIN_FLOOR, CUT_FRACTIONS, KINDS,
+from edge.bench.decision_quality import (BALANCED_TARGET, BAND_SCALES, BIN_FLOOR, CUT_FRACTIONS, KINDS,
                                          MATCH_IOU, MIN_BIN_FACES, PARTIAL_TOLERANCE, RECALL_BINS,
                                          TARGETS, VIDEO_STEP, recall_of, size_bin)
 from edge.paths import default_classifier
@@ -57,6 +57,8 @@ def render_markdown(results, figures=()):
     lines += _size_gate_section(results["size_gate"]) + [""]
     lines += _threshold_section(results["threshold"], results["detector"]) + [""]
     lines += _border_section(results["border_cuts"]) + [""]
+    if "band" in results:
+        lines += _band_section(results["band"]) + [""]
     lines += [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
 
@@ -161,6 +163,20 @@ def _border_section(section):
                          for k in KINDS + ("all",)] +
                         [_num(row["all"]["found"], 2), row["all"]["flipped"]])
     return lines + _table(["border", "cut"] + list(KINDS) + ["all", "found", "flipped"], rows)
+
+
+def _band_section(section):
+    lines = ["## 4. The decision band: how a person would be decided", "",
+             f"Whole faces at or above the size gate ({section['min_face_size']} px), each taken "
+             "as a person whose every frame scores like it: decided `no_mask` at a smoothed score "
+             f">= {section['no_mask_above']}, `mask` at <= {section['mask_below']}, else not "
+             "decided. Cells: right / wrong / undecided of n.", ""]
+    rows = []
+    for scale, by_kind in section["table"].items():
+        rows.append([BAND_SCALES[scale]] +
+                    [f"{c['right']} / {c['wrong']} / {c['undecided']} of {c['n']}"
+                     for c in (by_kind[k] for k in KINDS)])
+    return lines + _table(["scale"] + list(KINDS), rows)
 
 
 # --- figures -----------------------------------------------------------------------------------

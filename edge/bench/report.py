@@ -373,7 +373,16 @@ def decision_summary(dq):
                         "threshold": dq["threshold"]["recommendation"]["threshold"],
                         "partial": dq["border_cuts"]["recommendation"]["rule"]},
         "worst_cut": dq["border_cuts"]["recommendation"].get("worst"),
+        "band": _band_summary(dq.get("band")),
     }
+
+
+def _band_summary(band):
+    """Per kind, [right, n] of the people the decision band decides right (the no-mask score)."""
+    if not band:
+        return None
+    scores = band["table"]["no_mask_score"]
+    return {k: [scores[k]["right"], scores[k]["n"]] for k in DECISION_KINDS}
 
 
 def _fraction(pair):
@@ -397,6 +406,9 @@ def decisions_section(decisions):
     for kind, words in DECISION_KINDS.items():
         add(f"{words} called right (whole faces at the gate)",
             lambda d, kind=kind: _fraction(d["decided_faces"][kind]))
+    for kind, words in DECISION_KINDS.items():
+        add(f"{words}: a person scoring so every frame decided right by the band",
+            lambda d, kind=kind: _fraction(d["band"][kind]) if d.get("band") else "-")
     add("faces cut by the photo's edge called right (the daemon lets them decide nothing)",
         lambda d: _fraction(d["partial_faces"]))
     for size in ("24-48 px", "48-96 px", ">= 96 px"):

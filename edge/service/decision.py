@@ -1,6 +1,9 @@
-"""Per track: a smoothed no-mask probability, hysteresis and a minimum number of frames decide
+"""Per track: a smoothed no-mask score, hysteresis and a minimum number of frames decide
 `mask` or `no_mask` once; a decided person who later changes gives one new decision. A decision
-the recent frames confirm is `settled`: such a person need not be classified every frame."""
+the recent frames confirm is `settled`: such a person need not be classified every frame.
+
+Scores are the classifier's no-mask scores (`classifier.no_mask_score`): 0.5 is the model's
+own threshold, so the band below is centred on it whatever model is installed."""
 import math
 from dataclasses import dataclass
 
@@ -14,8 +17,8 @@ class DecisionSettings:
 
     smoothing: float = setting(0.4, "weight of the newest frame in the running mean", in_range(0.01, 1.0))
     min_frames: int = setting(4, "classified frames before the first decision", in_range(1, 100))
-    no_mask_above: float = setting(0.7, "smoothed P(no mask) that decides no_mask", in_range(0.5, 0.99))
-    mask_below: float = setting(0.3, "smoothed P(no mask) that decides mask", in_range(0.01, 0.5))
+    no_mask_above: float = setting(0.7, "smoothed no-mask score that decides no_mask (0.5: the model's threshold)", in_range(0.5, 0.99))
+    mask_below: float = setting(0.3, "smoothed no-mask score that decides mask", in_range(0.01, 0.5))
     track_iou: float = setting(0.3, "IoU that continues a track", in_range(0.05, 0.95))
     max_missed_frames: int = setting(5, "frames a face may vanish and keep its track", in_range(0, 100))
     alert_clear_s: float = setting(3.0, "the alert clears this long after the last unmasked person "
@@ -39,27 +42,26 @@ class DecisionSettings:
 class TrackDecision:
     """The decision state of one track."""
 
-    probability: float = None
+    score: float = None  # the running mean of the no-mask scores
     frames: int = 0
     decided: str = None
-    last: float = None  # the P(no mask) of the last classified frame
+    last: float = None  # the no-mask score of the last classified frame
 
 
-def update_decision(state, no_mask_probability, settings):
-    """Fold one frame's P(no mask) (None: the face was not classified) into the track's state;
+def update_decision(state, no_mask_score, settings):
+    """Fold one frame's no-mask score (None: the face was not classified) into the track's state;
     returns the new decision (`mask` / `no_mask`) when it changes, else None."""
-    if no_mask_probability is None:
+    if no_mask_score is None:
         return None
     a = settings.smoothing
-    state.probability = no_mask_probability if state.probability is None else \
-        a * no_mask_probability + (1 - a) * state.probability
+    state.score = no_mask_score if state.score is None else a * no_mask_score + (1 - a) * state.score
     state.frames += 1
-    state.last = no_mask_probability
+    state.last = no_mask_score
     if state.frames < settings.min_frames:
         return None
-    if state.probability >= settings.no_mask_above:
+    if state.score >= settings.no_mask_above:
         verdict = "no_mask"
-    elif state.probability <= settings.mask_below:
+    elif state.score <= settings.mask_below:
         verdict = "mask"
     else:
         return None  # between the two bounds the last decision stands (hysteresis)
@@ -71,17 +73,17 @@ def update_decision(state, no_mask_probability, settings):
 
 def settled(state, settings):
     """True when the track is decided and both its running mean (beyond the decided side's
-    bound) and its last classified frame (on the decided side of 0.5) agree with the decision."""
+    bound) and its last classified frame (on the decided side of 0.5, the threshold) agree with the decision."""
     if state.decided == "no_mask":
-        return state.probability >= settings.no_mask_above and state.last >= 0.5
+        return state.score >= settings.no_mask_above and state.last >= 0.5
     if state.decided == "mask":
-        return state.probability <= settings.mask_below and state.last < 0.5
+        return state.score <= settings.mask_below and state.last < 0.5
     return False
 
 
 def frames_to_change(settings):
     """Classified frames a settled decision needs to turn when the face changes for certain
-    (P(no mask) from 0 to 1 or back): how long a change takes once it is looked at."""
+    (its no-mask score from 0 to 1 or back): how long a change takes once it is looked at."""
     keep = 1.0 - settings.smoothing
     if keep <= 0.0:
         return 1

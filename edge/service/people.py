@@ -214,12 +214,12 @@ class PeopleInView:
         if face.score is None or face.partial:  # a face cut by the frame's edge decides nobody
             return None
         person.checked = Check(self.frames, now, track.box)
-        verdict = update_decision(person.decision, _no_mask_probability(face), self.settings)
+        verdict = update_decision(person.decision, _no_mask_score(face), self.settings)
         if not verdict:
             return None
-        probability = person.decision.probability
+        mean = person.decision.score
         self._count(person, verdict)
-        person.score = probability if verdict == "no_mask" else 1.0 - probability
+        person.score = mean if verdict == "no_mask" else 1.0 - mean
         return Decision(track.track_id, verdict, person.score, track.box)
 
     def _leave(self, track, person):
@@ -278,5 +278,6 @@ class PeopleInView:
         return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
 
 
-def _no_mask_probability(face):
+def _no_mask_score(face):
+    """The no-mask score (0.5: the model's threshold) a classified face's label and score say."""
     return face.score if face.label == "no_mask" else 1.0 - face.score

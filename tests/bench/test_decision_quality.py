@@ -125,6 +125,24 @@ def test_bins_a_little_under_target_each_move_the_gate_when_together_they_miss_i
     assert rec["min_face_size"] == 28
 
 
+def test_the_band_decides_a_face_as_a_person_scoring_so_every_frame_would_be():
+    def face(kind, p, score, side=60, partial=False):
+        return {"kind": kind, "p_no_mask": p, "no_mask_score": score, "side": side,
+                "partial": partial}
+
+    records = [face("mask_weared_incorrect", 0.40, 0.72), face("mask_weared_incorrect", 0.26, 0.55),
+               face("with_mask", 0.28, 0.52), face("with_mask", 0.02, 0.06),
+               face("without_mask", 0.99, 0.997), face("without_mask", 0.99, 0.997, side=20),
+               face("without_mask", 0.10, 0.25, partial=True)]
+    band = dq.band_table(records, min_face_size=40)
+    score, before = band["table"]["no_mask_score"], band["table"]["p_no_mask"]
+    assert score["mask_weared_incorrect"] == {"right": 1, "wrong": 0, "undecided": 1, "n": 2}
+    assert before["mask_weared_incorrect"] == {"right": 0, "wrong": 1, "undecided": 1, "n": 2}
+    assert score["with_mask"] == {"right": 1, "wrong": 0, "undecided": 1, "n": 2}
+    assert before["with_mask"] == {"right": 2, "wrong": 0, "undecided": 0, "n": 2}
+    assert score["without_mask"] == {"right": 1, "wrong": 0, "undecided": 0, "n": 1}
+
+
 def test_a_false_face_counts_when_it_lasts_the_frames_a_decision_needs():
     still = Face((10.0, 10.0, 60.0, 60.0), 0.65)
     moved = Face((200.0, 10.0, 250.0, 60.0), 0.65)
@@ -198,8 +216,12 @@ def test_a_small_real_run_writes_the_report(small_run):
     assert {c["all"]["n"] for b in cuts["table"].values() for c in b.values()} == {cuts["faces"]}
     text = (out / "decision_quality.md").read_text(encoding="utf-8")
     for heading in ("## Recommended defaults", "## 1. The size gate", "## 2. The detector threshold",
-                    "## 3. Faces cut by the frame's edge"):
+                    "## 3. Faces cut by the frame's edge", "## 4. The decision band"):
         assert heading in text
+    band = saved["band"]["table"]["no_mask_score"]
+    whole = [f for f in gate["faces"] if f["side"] >= saved["band"]["min_face_size"] and not f["partial"]]
+    assert sum(c["n"] for c in band.values()) == len(whole) > 0
+    assert all(c["right"] + c["wrong"] + c["undecided"] == c["n"] for c in band.values())
 
 
 def test_the_figures_are_drawn_when_matplotlib_is_installed(small_run):

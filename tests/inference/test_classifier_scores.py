@@ -1,0 +1,75 @@
+"""The classifier's scores are on one scale whatever the model: its P(no mask) re-centred so that
+the threshold chosen on validation is 0.5. Labels, scores and the decision band then agree: a
+person is never decided against the label every one of their frames carries."""
+import cv2
+import numpy as np
+import pytest
+
+from edge.inference.accelerator import AcceleratorSettings
+from edge.inference.classifier import MaskClassifier, no_mask_score
+from edge.paths import default_classifier
+from edge.service.decision import DecisionSettings, TrackDecision, update_decision
+from tests.conftest import shared_path
+from tests.inference.test_classifier_batch import FOUR_FACES_BOXES
+
+CPU_1 = AcceleratorSettings(mode="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return MaskClassifier.open(default_classifier(), CPU_1)
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.2421875, 0.5, 0.6, 0.95])
+def test_the_threshold_is_one_half_and_the_order_of_faces_is_kept(threshold):
+    assert no_mask_score(threshold, threshold) == pytest.approx(0.5, abs=1e-12)
+    probabilities = np.linspace(0.0, 1.0, 257)
+    scores = [no_mask_score(p, threshold) for p in probabilities]
+    assert all(a < b for a, b in zip(scores, scores[1:]))
+    assert scores[0] < 1e-4 and scores[-1] > 1 - 1e-4
+    assert all((s >= 0.5) == (p >= threshold) for p, s in zip(probabilities, scores))
+
+
+def test_the_shipped_model_is_one_whose_threshold_is_not_one_half(classifier):
+    """What makes the re-centring matter: otherwise these tests would pass without it."""
+    assert abs(classifier.meta.threshold - 0.5) > 0.1
+
+
+def test_real_faces_labels_and_scores_agree(classifier):
+    """On real faces (four_faces.jpg, whole and shifted boxes with scores between the labels):
+    the label's score is at least 0.5, and the no-mask score is on the label's side of 0.5."""
+    frame = cv2.imread(shared_path("data", "images", "four_faces.jpg"))
+    answers = classifier.classify_boxes(frame, FOUR_FACES_BOXES)
+    assert {a.label for a in answers} == {"mask", "no_mask"}
+    for answer in answers:
+        assert answer.score >= 0.5, answer
+        assert (answer.no_mask_score >= 0.5) == (answer.label == "no_mask"), answer
+        expected = answer.no_mask_score if answer.label == "no_mask" else 1 - answer.no_mask_score
+        assert answer.score == pytest.approx(expected)
+    by_probability = sorted(answers, key=lambda a: a.no_mask_probability)
+    assert [a.no_mask_score for a in by_probability] == sorted(a.no_mask_score for a in answers)
+
+
+def test_a_person_is_never_decided_against_the_label_of_all_their_frames(classifier):
+    """Every P(no mask) the model can give (its output is int8: 256 steps), a person whose frames
+    all score so: decided as the label says, or not decided, never the other way."""
+    settings = DecisionSettings()
+    decided = {"mask": 0, "no_mask": 0}
+    for step in range(256):
+        answer = classifier.decide(step / 255)
+        state = TrackDecision()
+        verdicts = [update_decision(state, answer.no_mask_score, settings)
+                    for _ in range(settings.min_frames + 5)]
+        verdict = next((v for v in verdicts if v), None)
+        assert verdict in (None, answer.label), (step / 255, answer)
+        if verdict:
+            decided[verdict] += 1
+    assert decided["mask"] > 0 and decided["no_mask"] > 0
+
+
+def test_the_band_is_centred_on_the_model_threshold(classifier):
+    """Just above the threshold is as far from `no_mask` as just below it is from `mask`."""
+    t = classifier.meta.threshold
+    above = classifier.decide(min(t * 1.5, 1.0)).no_mask_score
+    below = classifier.decide(t / 1.5).no_mask_score
+    assert above - 0.5 == pytest.approx(0.5 - below, abs=0.06)
