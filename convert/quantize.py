@@ -174,7 +174,7 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                  "val_fraction": train_summary["val_fraction"]},
         "training": {k: train_summary[k] for k in ("epochs", "augmented_views", "class_weights",
                                                    "first_tuned_block", "distillation",
-                                                   "synthetic_below_nose")
+                                                   "synthetic_below_nose", "synthetic_over_nose")
                      if k in train_summary},
         "calibration_images": calibration_count,
         "tools": tool_versions(),

@@ -1,10 +1,14 @@
-"""Masks worn below the nose, drawn onto bare training faces: the rarest no-mask kind (a few
-hundred real ones) gets a synthetic twin of every bare face, so the classifier learns that a
-visible nose means no mask whatever covers the mouth.
+"""Masks drawn onto bare training faces, in pairs: the rarest no-mask kind, a mask worn below the
+nose (a few hundred real ones), gets a synthetic twin of every bare face, so the classifier learns
+that a visible nose means no mask whatever covers the mouth; and the same face gets a second twin
+with the same kind of mask drawn over its nose, labelled mask, so that the drawn cloth itself is
+no sign of `no_mask` (with the first twins alone, plain surgical masks worn right were called
+`no_mask` more often: issue 12).
 
-YuNet's five landmarks (eyes, nose tip, mouth corners) place the mask: its top edge between just
-under the nostrils and the chin, its width the jaw's, colours and pleats of common masks, soft
-edges and ear straps. Only training faces get twins: validation stays real photos.
+YuNet's five landmarks (eyes, nose tip, mouth corners) place the mask: below the nose, its top
+edge between just under the nostrils and the chin; over it, between the eyes and the nose tip; its
+width the jaw's, colours and pleats of common masks, soft edges and ear straps. Only training
+faces get twins: validation stays real photos.
 """
 import logging
 
@@ -47,9 +51,12 @@ class LandmarkFinder:
         return points
 
 
-def mask_polygon(points, rng):
-    """The outline of a mask worn below the nose (int32 [N, 2]), its two top corners and the
-    eye distance, from the landmarks; its size and height vary with `rng`."""
+BELOW_NOSE, OVER_NOSE = "below_nose", "over_nose"
+
+
+def mask_polygon(points, rng, worn=BELOW_NOSE):
+    """The outline of a mask worn below the nose or over it (int32 [N, 2]), its two top corners
+    and the eye distance, from the landmarks; its size and height vary with `rng`."""
     right_eye, left_eye, nose, right_mouth, left_mouth = (np.asarray(p, np.float64) for p in points)
     eye_distance = float(np.linalg.norm(left_eye - right_eye))
     mouth = (right_mouth + left_mouth) / 2
@@ -57,12 +64,19 @@ def mask_polygon(points, rng):
     down = np.array([-across[1], across[0]])  # perpendicular to the eyes, towards the chin
     if np.dot(mouth - nose, down) < 0:
         down = -down
-    # Top edge: from just under the nostrils down to under the lower lip (worn on the chin).
     nose_to_mouth = max(float(np.dot(mouth - nose, down)), eye_distance * 0.2)
-    top = nose + down * nose_to_mouth * rng.uniform(0.25, 1.3)
+    if worn == OVER_NOSE:
+        # Top edge: on the bridge of the nose, between the eyes' line and the nose tip.
+        eyes = (right_eye + left_eye) / 2
+        eyes_to_nose = max(float(np.dot(nose - eyes, down)), eye_distance * 0.2)
+        top = eyes + down * eyes_to_nose * rng.uniform(0.35, 0.7)
+        depth = float(np.dot(mouth - top, down)) + eye_distance * rng.uniform(0.6, 0.9)
+    else:
+        # Top edge: from just under the nostrils down to under the lower lip (worn on the chin).
+        top = nose + down * nose_to_mouth * rng.uniform(0.25, 1.3)
+        depth = eye_distance * rng.uniform(0.95, 1.3)
     top = top + across * float(np.dot(mouth - top, across))  # centred on the mouth
     half_width = eye_distance * rng.uniform(0.95, 1.2)
-    depth = eye_distance * rng.uniform(0.95, 1.3)
     corner_a, corner_b = top - across * half_width, top + across * half_width
     arc = [top + across * half_width * np.cos(t) + down * depth * np.sin(t)
            for t in np.linspace(0, np.pi, 24)]  # from corner b round the chin to corner a
@@ -81,9 +95,10 @@ def _texture(shape, colour, rng):
     return np.clip(cloth, 0, 255)
 
 
-def draw_mask_below_nose(face_rgb, points, rng):
-    """A copy of a bare face with a mask drawn below its nose (landmarks from LandmarkFinder)."""
-    polygon, top_left, top_right, eye_distance = mask_polygon(points, rng)
+def draw_mask(face_rgb, points, rng, worn=BELOW_NOSE):
+    """A copy of a bare face with a mask drawn below its nose or over it (landmarks from
+    LandmarkFinder)."""
+    polygon, top_left, top_right, eye_distance = mask_polygon(points, rng, worn)
     alpha = np.zeros(face_rgb.shape[:2], np.float32)
     cv2.fillPoly(alpha, [polygon], 1.0)
     strap = max(1, int(round(eye_distance * 0.05)))
@@ -99,14 +114,15 @@ def draw_mask_below_nose(face_rgb, points, rng):
     return out.round().astype(np.uint8)
 
 
-def below_nose_twins(images, rng):
-    """For each bare face image (RGB uint8), its twin with a mask below the nose, or None when
-    no landmarks are found. Returns (twins, found count)."""
+def mask_twins(images, rng, kinds=(BELOW_NOSE, OVER_NOSE)):
+    """For each bare face image (RGB uint8), {kind: its twin with a mask so worn}, or None when no
+    landmarks are found. Returns (twins, found count)."""
     finder = LandmarkFinder()
     twins = []
     for image in images:
         points = finder.find(image)
-        twins.append(None if points is None else draw_mask_below_nose(image, points, rng))
+        twins.append(None if points is None else
+                     {kind: draw_mask(image, points, rng, kind) for kind in kinds})
     found = sum(t is not None for t in twins)
-    log.info("masks below the nose drawn on %d of %d bare faces", found, len(images))
+    log.info("masks (%s) drawn on %d of %d bare faces", ", ".join(kinds), found, len(images))
     return twins, found

@@ -97,7 +97,7 @@ def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def _distillation_targets(teacher, samples, synthetic_images, alpha, temperature):
+def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, temperature):
     """Soft targets of the samples (training faces, unlabelled ones) then of the synthetic faces,
     from the teacher's scores on the original image files (framed and resized as the Pi does)
     and on the synthetic images as drawn."""
@@ -105,39 +105,45 @@ def _distillation_targets(teacher, samples, synthetic_images, alpha, temperature
 
     images = [dataset.read_rgb(s.path) for s in progress(samples, desc="decode for teacher")]
     p_teacher = distill.teacher_probabilities(teacher, images + list(synthetic_images))
-    labels = np.array([s.label for s in samples] + [1] * len(synthetic_images))
+    labels = np.array([s.label for s in samples + synthetic])
     return distill.soft_targets(labels, p_teacher, alpha, temperature), p_teacher
 
 
-SYNTHETIC_FOLDER = "synthetic_below_nose"
+# The synthetic twins of each bare training face: how the mask is worn -> (label, folder).
+SYNTHETIC_TWINS = {"below_nose": (1, "synthetic_below_nose"), "over_nose": (0, "synthetic_over_nose")}
 
 
-def _below_nose_twins(images, samples, seed):
-    """Synthetic masks below the nose drawn on the bare training faces: (uint8 images, Samples
-    with label no_mask, folder SYNTHETIC_FOLDER, the source's path and group)."""
-    from .synthetic_masks import below_nose_twins
+def _mask_twins(images, samples, seed, kinds):
+    """Synthetic masks drawn on the bare training faces, each of `kinds` (SYNTHETIC_TWINS) per
+    face: (uint8 images, Samples with the kind's label and folder, the source's path and group)."""
+    from .synthetic_masks import mask_twins
 
     bare = [i for i, s in enumerate(samples) if s.folder == "without_mask"]
-    twins, _ = below_nose_twins([images[i] for i in progress(bare, desc="below-nose twins")],
-                                np.random.default_rng(seed))
-    kept = [(i, t) for i, t in zip(bare, twins) if t is not None]
-    out = np.stack([t for _, t in kept]) if kept else np.zeros((0,) + images.shape[1:], np.uint8)
-    return out, [dataset.Sample(samples[i].path + "#below-nose", 1, samples[i].group,
-                                SYNTHETIC_FOLDER) for i, _ in kept]
+    twins, _ = mask_twins([images[i] for i in progress(bare, desc="mask twins")],
+                          np.random.default_rng(seed), kinds)
+    pictures, made = [], []
+    for i, pair in zip(bare, twins):
+        for kind in (kinds if pair is not None else ()):
+            label, folder = SYNTHETIC_TWINS[kind]
+            pictures.append(pair[kind])
+            made.append(dataset.Sample(f"{samples[i].path}#{kind}", label, samples[i].group, folder))
+    out = np.stack(pictures) if pictures else np.zeros((0,) + images.shape[1:], np.uint8)
+    return out, made
 
 
 def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0, views=3,
           head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5, patience=3, batch=64,
           limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teacher=None,
-          unlabelled_roots=(), distill_alpha=0.5, temperature=2.0, synthetic_below_nose=True):
+          unlabelled_roots=(), distill_alpha=0.5, temperature=2.0,
+          synthetic_twins=tuple(SYNTHETIC_TWINS)):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 
     `limit` keeps only that many images per label (for smoke runs); phase two fine-tunes the
     blocks from `first_tuned_block` up. With `teacher` (a float TFLite classifier) the targets
     are distilled (`distill.soft_targets`) and the faces under `unlabelled_roots` join the
-    training set with the teacher's scores as their targets. With `synthetic_below_nose` every
-    bare training face also gets a twin with a mask drawn below its nose (`synthetic_masks`),
-    labelled no mask. Returns the run summary.
+    training set with the teacher's scores as their targets. Every bare training face also gets
+    a twin per kind of `synthetic_twins` (`synthetic_masks`): a mask drawn below its nose,
+    labelled no mask, and over its nose, labelled mask. Returns the run summary.
     """
     import keras
 
@@ -164,14 +170,16 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     train_set, unlabelled = [s for s in kept if s.label >= 0], [s for s in kept if s.label < 0]
     y_train = y_train[:len(train_set)]
     synthetic_images, synthetic = np.zeros((0,) + train_images.shape[1:], np.uint8), []
-    if synthetic_below_nose:
-        synthetic_images, synthetic = _below_nose_twins(train_images[:len(train_set)], train_set, seed)
+    if synthetic_twins:
+        synthetic_images, synthetic = _mask_twins(train_images[:len(train_set)], train_set, seed,
+                                                  synthetic_twins)
         train_images = np.concatenate([train_images, synthetic_images])
     targets = None
     if teacher:
-        targets, p_teacher = _distillation_targets(teacher, train_set + unlabelled,
-                                                   synthetic_images, distill_alpha, temperature)
-    every_label = np.concatenate([y_train, np.full(len(unlabelled), -1), np.ones(len(synthetic), int)])
+        targets, p_teacher = _distillation_targets(teacher, train_set + unlabelled, synthetic_images,
+                                                   synthetic, distill_alpha, temperature)
+    every_label = np.concatenate([y_train, np.full(len(unlabelled), -1),
+                                  np.array([s.label for s in synthetic], int)])
     val_images, y_val, val_set = dataset.load_images(
         val_set, size, lambda it: progress(it, desc="decode val"))
 
@@ -217,7 +225,8 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
                    "val": dataset.class_counts(np.argmax(y_val, axis=1) if teacher else y_val)},
         "data_fingerprint": dataset.fingerprint(train_set + val_set),
         "class_weights": cls_weights,
-        "synthetic_below_nose": len(synthetic),
+        **{folder: sum(s.folder == folder for s in synthetic)
+           for _, folder in SYNTHETIC_TWINS.values()},
         "epochs": {"head": len(history1["loss"]), "fine_tune": len(history2["loss"])},
         "history": {"head": history1, "fine_tune": history2},
         "seconds": round(time.time() - started, 1),
@@ -231,7 +240,7 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
             "temperature": temperature, "unlabelled_faces": len(unlabelled),
             "unlabelled_roots": [run_folder.portable_path(os.path.abspath(r)) for r in unlabelled_roots],
             "teacher_no_mask_share": {"labelled": float(np.mean(p_teacher[:len(train_set)] >= 0.5)),
-                                      "unlabelled": float(np.mean(p_teacher[len(train_set):] >= 0.5))
+                                      "unlabelled": float(np.mean(p_teacher[len(train_set):len(train_set) + len(unlabelled)] >= 0.5))
                                       if unlabelled else None}}
     with open(run_folder.path(out_dir, run_folder.TRAIN_SUMMARY), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
