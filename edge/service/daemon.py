@@ -226,7 +226,7 @@ class Daemon:
         self._wait_for_cameras(READY_TIMEOUT_S)
         if self.stop_requested.is_set():
             return
-        self.pipeline.analyze(np.zeros((360, 640, 3), np.uint8))
+        self.pipeline.warm_up()
         notify("READY=1\nSTATUS=watching " + ", ".join(self.workers))
         log.info("maskdet ready: cameras %s, classifier on %s", ", ".join(self.workers),
                  self.pipeline.placements()["classifier"].accelerator)

@@ -194,6 +194,22 @@ def test_the_pipeline_classifies_a_frames_faces_together_and_keeps_each_faults(
             assert (result.box, result.face_score) == (face.box, face.score)
 
 
+def test_the_warm_up_opens_the_batch_interpreter_before_the_first_frame_of_two_faces(
+        four_faces, monkeypatch, no_refusals):
+    from edge.inference.pipeline import build_pipeline
+
+    pipeline = build_pipeline(accelerator=CPU_1)
+    try:
+        pipeline.warm_up()
+        opened = count_calls(monkeypatch, classifier_module, "open_interpreter")
+        answers = pipeline.classifier.classify_boxes(four_faces, FOUR_FACES_BOXES[:2])
+        assert opened == []
+        assert [a.label for a in answers] == [pipeline.classifier.classify_box(four_faces, b).label
+                                              for b in FOUR_FACES_BOXES[:2]]
+    finally:
+        pipeline.close()
+
+
 def installed_runtimes():
     return [name for name, _ in RUNTIME_MODULES if importlib.util.find_spec(name) is not None]
 
