@@ -129,8 +129,11 @@ def cmd_compile(args):
 def cmd_publish(args):
     from .publish import publish
 
+    from .evaluation_sets import held_out_scenes_set
+
     baseline = None if args.no_baseline else _baseline_reports(args)
-    meta = publish(args.runs, args.out, args.name, baseline)
+    sets = [_real_world(args), held_out_scenes_set(defaults.held_out_scene_photos())]
+    meta = publish(args.runs, args.out, args.name, baseline, sets)
     print(json.dumps({"chosen_size": meta["input"]["size"], "reason": meta["selection"]["reason"]}))
 
 

@@ -69,4 +69,4 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
         runs.append(run_dir)
         if size == teacher_size:
             teacher = teacher_model(run_dir, name)
-    return publish(runs, out_dir, name, baseline_reports)
+    return publish(runs, out_dir, name, baseline_reports, tests)

@@ -90,6 +90,27 @@ def candidate_summary(meta):
             "first_tuned_block": meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
 
 
+TRADEOFF_PLOT = "kinds_tradeoff.png"
+
+
+def _kind_tradeoff(candidates, sets, plot_path):
+    """Per candidate, {"kinds": tradeoff.summary} over the sets with kinds (nothing without
+    them), and the trade-off figure of them all."""
+    if not any(s.kinds for s in sets):
+        return [{} for _ in candidates]
+    from . import tradeoff
+
+    curves, out = {}, []
+    for c in candidates:
+        scores = tradeoff.kind_scores(c["model_path"], sets)
+        threshold = c["meta"]["threshold"]
+        out.append({"kinds": tradeoff.summary(scores, threshold)})
+        size = c["meta"]["input"]["size"]
+        curves[f"{size}x{size}, {os.path.normpath(c['run'])}"] = (scores, threshold)
+    tradeoff.plot_tradeoff(curves, plot_path)
+    return out
+
+
 def _teacher_size(meta):
     """'the 224x224 model' for a distilled candidate, else None."""
     distillation = meta["training"].get("distillation")
@@ -99,9 +120,11 @@ def _teacher_size(meta):
     return f"the {size}x{size} model"
 
 
-def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
+def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, sets=()):
     """Copy the chosen run's int8 model and metadata to `out_dir` and write MODEL_CARD.md.
-    Runs whose int8 model failed the quantization quality gate are not candidates."""
+    Runs whose int8 model failed the quantization quality gate are not candidates. With `sets`
+    that name each face's kind (real-world, held-out scenes), each candidate's kinds are
+    measured at every threshold (`tradeoff`) and drawn for the card."""
     candidates, rejected = [], []
     for run in run_dirs:
         candidate = load_candidate(run, name)
@@ -116,8 +139,10 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None):
     chosen, reason = choose(candidates)
     os.makedirs(os.path.join(out_dir, "card"), exist_ok=True)
     meta = dict(chosen["meta"])
+    kinds = _kind_tradeoff(candidates, sets, os.path.join(out_dir, "card", TRADEOFF_PLOT))
     meta["selection"] = {"reason": reason,
-                         "candidates": [candidate_summary(c["meta"]) for c in candidates],
+                         "candidates": [dict(candidate_summary(c["meta"]), **k)
+                                        for c, k in zip(candidates, kinds)],
                          "not_candidates": [dict(candidate_summary(c["meta"]),
                                                  why=c["meta"]["quality_gate"].get("reason"))
                                             for c in rejected]}

@@ -69,3 +69,41 @@ def test_a_run_that_failed_the_quality_gate_is_not_published(tmp_path):
     assert "not candidates" in card and "224x224: int8 lost 2 points" in card
     with pytest.raises(QualityGateError, match="no run passed"):
         publish([bad], str(tmp_path / "out2"))
+
+
+def test_each_candidates_kinds_are_measured_at_every_threshold_and_drawn(tmp_path):
+    """With the sets that name each face's kind, the card says at which thresholds (if any)
+    every kind meets its target, measured on real faces, and shows the figure."""
+    from convert import defaults
+    from convert.evaluation_sets import held_out_scenes_set, real_world_set
+    from convert.tradeoff import KIND_TARGETS, shares_at
+
+    sets = [real_world_set(defaults.real_world_annotations()),
+            held_out_scenes_set(defaults.held_out_scene_photos())]
+    run = fake_run(tmp_path, 224, 0.97, 0.96)
+    meta = publish([run], str(tmp_path / "out"), sets=sets)
+    kinds = meta["selection"]["candidates"][0]["kinds"]
+    by_kind = meta["metrics"]["int8_correct_by_kind"]
+    for (set_name, kind) in KIND_TARGETS:
+        right, total = by_kind[set_name][kind]
+        assert kinds["at_threshold"][f"{set_name}: {kind}"] == pytest.approx(right / total)
+    met = kinds["thresholds_meeting_all_targets"]
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert "![kinds against the threshold](card/kinds_tradeoff.png)" in card
+    assert (tmp_path / "out" / "card" / "kinds_tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert ("no threshold meets them together" in card) == (not met)
+
+
+def test_a_threshold_meets_the_targets_only_when_every_kind_does():
+    from convert.tradeoff import thresholds_meeting_targets
+
+    thresholds = (0.2, 0.5, 0.65, 0.8)
+    scores = {"real-world scenes": {"with_mask": [0.1] * 90 + [0.4] * 10, "without_mask": [0.9] * 100},
+              "held-out scenes": {"mask_weared_incorrect": [0.3] * 5 + [0.6] * 95}}
+    # 0.2: masks 0.90; 0.5: masks 1.0, below the nose 0.95; 0.65 and 0.8: below the nose 0.
+    assert thresholds_meeting_targets(scores, thresholds) == [0.5]
+    scores["held-out scenes"]["mask_weared_incorrect"] = [0.3] * 20 + [0.6] * 80
+    assert thresholds_meeting_targets(scores, thresholds) == []
+    del scores["real-world scenes"]["without_mask"]
+    scores["held-out scenes"]["mask_weared_incorrect"] = [0.6] * 100
+    assert thresholds_meeting_targets(scores, thresholds) == []  # a kind not measured meets nothing
