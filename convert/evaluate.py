@@ -1,7 +1,9 @@
 """Judge a classifier: metrics on the validation split and on real-world scene faces, with plots.
 
 The decision threshold is chosen on validation scores only and then applied unchanged to the
-real-world faces.
+real-world faces: the one that brings every kind of face (masks, bare faces, masks below the nose)
+closest to or furthest over its target (`targets.py`), so the rarest kind weighs as much as the
+commonest.
 """
 import json
 import logging
@@ -11,6 +13,7 @@ import numpy as np
 
 from . import metrics, run_folder
 from .plots import plot_confusion, plot_curves
+from .targets import TARGET_OF_KIND
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +24,20 @@ def score_sets(scorer, sets):
 
 
 def evaluate_scores(sets, scores, threshold=None, validation_name=run_folder.VALIDATION):
-    """Metric reports for each set; the threshold comes from the validation set unless given."""
+    """Metric reports for each set; the threshold comes from the validation set unless given:
+    by the per-kind targets where validation knows each face's kind, else by balanced accuracy."""
     by_name = {s.name: s for s in sets}
     if threshold is None:
-        threshold = metrics.choose_threshold(by_name[validation_name].labels, scores[validation_name])
+        threshold = choose_threshold(by_name[validation_name], scores[validation_name])
     return {name: metrics.report(by_name[name].labels, scores[name], threshold) for name in scores}
+
+
+def choose_threshold(validation, scores):
+    """The threshold a model ships with, from its validation scores only."""
+    if validation.kinds and all(validation.kinds):
+        return metrics.choose_threshold_for_kinds(validation.labels, scores, validation.kinds,
+                                                  TARGET_OF_KIND)
+    return metrics.choose_threshold(validation.labels, scores)
 
 
 def write_plots(reports, out_dir, tag):

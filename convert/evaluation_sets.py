@@ -1,5 +1,6 @@
 """The image sets a classifier is judged on: the validation split and the real-world scene faces."""
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,14 @@ def split_set(run_dir, part="val", size=None, limit=None):
     samples = [dataset.Sample(path, label, "") for path, label in entries]
     images, labels, kept = dataset.load_images(samples, size)
     return EvalSet(run_folder.VALIDATION if part == "val" else part, list(images), labels,
-                   [s.path for s in kept])
+                   [s.path for s in kept], [kind_of_path(s.path) for s in kept])
+
+
+def kind_of_path(path):
+    """The kind of face (`with_mask`, `without_mask`, `mask_weared_incorrect`) a training image's
+    label folder names, or None."""
+    folder = os.path.basename(os.path.dirname(path))
+    return folder if folder in dataset.FOLDER_LABELS else None
 
 
 def real_world_set(annotations, min_size=32, margin=DEFAULT_MARGIN, photos=None,

@@ -1,7 +1,7 @@
 """Classification metrics over P(no mask) scores, in plain numpy (positive class: no_mask)."""
 import numpy as np
 
-from .dataset import LABELS
+from .dataset import FOLDER_LABELS, LABELS
 
 
 def confusion(y_true, y_pred):
@@ -63,6 +63,31 @@ def average_precision(y_true, scores):
     """Step-wise area under the precision-recall curve."""
     precision, recall = pr_curve(y_true, scores)
     return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def share_right(kind, scores, threshold):
+    """Share of faces of one annotation kind (`with_mask`, ...) called right at a threshold."""
+    called_no_mask = np.asarray(scores, np.float64) >= threshold
+    right = called_no_mask if FOLDER_LABELS[kind] == 1 else ~called_no_mask
+    return float(np.mean(right))
+
+
+def choose_threshold_for_kinds(y_true, scores, kinds, targets):
+    """The P(no mask) threshold whose worst kind is furthest above (or least below) its target
+    ({kind: share called right}); ties: the best balanced accuracy, then closest to 0.5. So the
+    rarest kind (masks below the nose) weighs as much as the commonest."""
+    scores, kinds = np.asarray(scores, np.float64), np.asarray(kinds)
+    by_kind = {k: scores[kinds == k] for k in targets if np.any(kinds == k)}
+    best_key, best = None, 0.5
+    for t in np.unique(np.r_[scores, 0.5]):
+        if not 0.0 < t < 1.0:
+            continue
+        margin = min(share_right(k, s, t) - targets[k] for k, s in by_kind.items())
+        bacc = balanced_accuracy(y_true, (scores >= t).astype(int))
+        key = (round(margin, 9), bacc, -abs(t - 0.5))
+        if best_key is None or key > best_key:
+            best_key, best = key, float(t)
+    return best
 
 
 def choose_threshold(y_true, scores):

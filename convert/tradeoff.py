@@ -7,15 +7,12 @@ import logging
 
 import numpy as np
 
+from .metrics import share_right
 from .scorers import tflite_scorer
+from .targets import KIND_TARGETS
 
 log = logging.getLogger(__name__)
 
-# Share of each kind called right (issue 12): (evaluation set, annotation kind) -> target.
-KIND_TARGETS = {("held-out scenes", "mask_weared_incorrect"): 0.90,
-                ("real-world scenes", "without_mask"): 0.97,
-                ("real-world scenes", "with_mask"): 0.98}
-NO_MASK_KINDS = ("without_mask", "mask_weared_incorrect")
 THRESHOLDS = tuple(round(t, 3) for t in np.linspace(0.02, 0.98, 49))
 
 
@@ -36,11 +33,9 @@ def shares_at(scores, threshold, targets=KIND_TARGETS):
     """{(set, kind): share called right} at a threshold, for each targeted kind measured."""
     shares = {}
     for set_name, kind in targets:
-        values = np.asarray(scores.get(set_name, {}).get(kind, []))
+        values = scores.get(set_name, {}).get(kind, [])
         if len(values):
-            called_no_mask = values >= threshold
-            right = called_no_mask if kind in NO_MASK_KINDS else ~called_no_mask
-            shares[set_name, kind] = float(np.mean(right))
+            shares[set_name, kind] = share_right(kind, values, threshold)
     return shares
 
 

@@ -45,3 +45,39 @@ def test_errors_are_counted_by_the_annotation_kind():
     out = metrics.correct_by_kind(["with_mask", "mask_weared_incorrect", "without_mask", "mask_weared_incorrect"],
                                   np.array([0, 1, 1, 1]), np.array([0.1, 0.2, 0.9, 0.8]), 0.5)
     assert out == {"with_mask": [1, 1], "mask_weared_incorrect": [1, 2], "without_mask": [1, 1]}
+
+
+def test_the_threshold_for_kinds_lifts_the_rare_kind_that_balanced_accuracy_drowns():
+    """100 masks (10 of them scoring 0.32-0.48), 100 bare faces, 10 masks below the nose scoring
+    0.3-0.5: balanced accuracy (mask against no mask) gives up the rare kind for the masks; the
+    per-kind rule brings the worst kind closest to its target."""
+    kinds = ["with_mask"] * 100 + ["without_mask"] * 100 + ["mask_weared_incorrect"] * 10
+    scores = np.r_[np.linspace(0.0, 0.2, 90), np.linspace(0.32, 0.48, 10),
+                   np.linspace(0.8, 1.0, 100), np.linspace(0.3, 0.5, 10)]
+    y = np.array([metrics.FOLDER_LABELS[k] for k in kinds])
+    targets = {"with_mask": 0.98, "without_mask": 0.97, "mask_weared_incorrect": 0.90}
+
+    def worst(t):
+        return min(metrics.share_right(k, scores[np.array(kinds) == k], t) - targets[k]
+                   for k in targets)
+
+    balanced = metrics.choose_threshold(y, scores)
+    for_kinds = metrics.choose_threshold_for_kinds(y, scores, kinds, targets)
+    below = scores[200:]
+    assert metrics.share_right("mask_weared_incorrect", below, balanced) <= 0.2
+    assert metrics.share_right("mask_weared_incorrect", below, for_kinds) >= 0.8
+    assert worst(for_kinds) > worst(balanced) + 0.5
+    assert worst(for_kinds) == pytest.approx(max(worst(t) for t in scores if 0 < t < 1))
+
+
+def test_with_no_threshold_meeting_every_target_the_worst_kind_is_brought_closest():
+    kinds = ["with_mask"] * 10 + ["mask_weared_incorrect"] * 10
+    scores = np.r_[np.linspace(0.0, 0.9, 10), np.linspace(0.05, 0.95, 10)]  # interleaved
+    y = np.array([metrics.FOLDER_LABELS[k] for k in kinds])
+    targets = {"with_mask": 0.98, "mask_weared_incorrect": 0.90}
+    t = metrics.choose_threshold_for_kinds(y, scores, kinds, targets)
+    margins = {k: metrics.share_right(k, scores[i:i + 10], t) - targets[k]
+               for k, i in (("with_mask", 0), ("mask_weared_incorrect", 10))}
+    every = [min(metrics.share_right(k, scores[i:i + 10], c) - targets[k]
+                 for k, i in (("with_mask", 0), ("mask_weared_incorrect", 10))) for c in scores]
+    assert min(margins.values()) == pytest.approx(max(every))
