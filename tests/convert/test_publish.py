@@ -76,7 +76,7 @@ def test_each_candidates_kinds_are_measured_at_every_threshold_and_drawn(tmp_pat
     every kind meets its target, measured on real faces, and shows the figure."""
     from convert import defaults
     from convert.evaluation_sets import held_out_scenes_set, real_world_set
-    from convert.tradeoff import KIND_TARGETS, shares_at
+    from convert.targets import KIND_TARGETS
 
     sets = [real_world_set(defaults.real_world_annotations()),
             held_out_scenes_set(defaults.held_out_scene_photos())]
