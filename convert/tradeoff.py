@@ -52,7 +52,8 @@ def thresholds_meeting_targets(scores, thresholds=THRESHOLDS, targets=KIND_TARGE
 def summary(scores, threshold, thresholds=THRESHOLDS, targets=KIND_TARGETS):
     """What the card says of one candidate: each kind's share at its own threshold, and the
     thresholds (of `thresholds`) at which all kinds meet their targets."""
-    return {"at_threshold": {f"{s}: {k}": v for (s, k), v in shares_at(scores, threshold, targets).items()},
+    shares = shares_at(scores, threshold, targets)
+    return {"at_threshold": {f"{s}: {k}": v for (s, k), v in shares.items()},
             "thresholds_meeting_all_targets": thresholds_meeting_targets(scores, thresholds, targets)}
 
 

@@ -110,7 +110,8 @@ def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, 
 
 
 # The synthetic twins of each bare training face: how the mask is worn -> (label, folder).
-SYNTHETIC_TWINS = {"below_nose": (1, "synthetic_below_nose"), "over_nose": (0, "synthetic_over_nose")}
+SYNTHETIC_TWINS = {"below_nose": (1, "synthetic_below_nose"),
+                   "over_nose": (0, "synthetic_over_nose")}
 
 
 def _mask_twins(images, samples, seed, kinds):
@@ -126,7 +127,8 @@ def _mask_twins(images, samples, seed, kinds):
         for kind in (kinds if pair is not None else ()):
             label, folder = SYNTHETIC_TWINS[kind]
             pictures.append(pair[kind])
-            made.append(dataset.Sample(f"{samples[i].path}#{kind}", label, samples[i].group, folder))
+            made.append(dataset.Sample(f"{samples[i].path}#{kind}", label, samples[i].group,
+                                       folder))
     out = np.stack(pictures) if pictures else np.zeros((0,) + images.shape[1:], np.uint8)
     return out, made
 
@@ -234,13 +236,14 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     if teacher:
         from . import distill
 
+        unlabelled_p = p_teacher[len(train_set):len(train_set) + len(unlabelled)]
         summary["distillation"] = {
             "teacher": run_folder.portable_path(os.path.abspath(teacher)),
             "teacher_size": distill.teacher_input_size(teacher), "alpha": distill_alpha,
             "temperature": temperature, "unlabelled_faces": len(unlabelled),
             "unlabelled_roots": [run_folder.portable_path(os.path.abspath(r)) for r in unlabelled_roots],
             "teacher_no_mask_share": {"labelled": float(np.mean(p_teacher[:len(train_set)] >= 0.5)),
-                                      "unlabelled": float(np.mean(p_teacher[len(train_set):len(train_set) + len(unlabelled)] >= 0.5))
+                                      "unlabelled": float(np.mean(unlabelled_p >= 0.5))
                                       if unlabelled else None}}
     with open(run_folder.path(out_dir, run_folder.TRAIN_SUMMARY), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)

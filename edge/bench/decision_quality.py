@@ -1,7 +1,7 @@
 """Where the mask decisions go wrong on real held-out faces (issue 12): the classifier's accuracy
 by the detector's box size (the size gate), the detector's recall against its false faces by
-threshold, faces cut by the frame's edge, and how the decision band decides people, each with the default it recommends and why
-(`decision_report` writes them: `maskdet bench --decisions`). The photos are
+threshold, faces cut by the frame's edge, and how the decision band decides people, each with
+the default it recommends and why (`decision_report` writes them: `maskdet bench --decisions`). The photos are
 `data/scenes` and the held-out part of `data/scenes_more/ilc2021` (`convert.defaults`), which no
 training step sees; the videos are `data/videos/*.mp4`.
 

@@ -14,9 +14,9 @@ import os
 import numpy as np
 
 from edge.bench import decision_quality
-from edge.bench.decision_quality import (BALANCED_TARGET, BAND_SCALES, BIN_FLOOR, CUT_FRACTIONS, KINDS,
-                                         MATCH_IOU, MIN_BIN_FACES, PARTIAL_TOLERANCE, RECALL_BINS,
-                                         TARGETS, VIDEO_STEP, recall_of, size_bin)
+from edge.bench.decision_quality import (BALANCED_TARGET, BAND_SCALES, BIN_FLOOR, CUT_FRACTIONS,
+                                         KINDS, MATCH_IOU, MIN_BIN_FACES, PARTIAL_TOLERANCE,
+                                         RECALL_BINS, TARGETS, VIDEO_STEP, recall_of, size_bin)
 from edge.paths import default_classifier
 from edge.service.decision import DecisionSettings
 

@@ -17,7 +17,8 @@ class DecisionSettings:
 
     smoothing: float = setting(0.4, "weight of the newest frame in the running mean", in_range(0.01, 1.0))
     min_frames: int = setting(4, "classified frames before the first decision", in_range(1, 100))
-    no_mask_above: float = setting(0.7, "smoothed no-mask score that decides no_mask (0.5: the model's threshold)", in_range(0.5, 0.99))
+    no_mask_above: float = setting(0.7, "smoothed no-mask score that decides no_mask (0.5: the "
+                                   "model's threshold)", in_range(0.5, 0.99))
     mask_below: float = setting(0.3, "smoothed no-mask score that decides mask", in_range(0.01, 0.5))
     track_iou: float = setting(0.3, "IoU that continues a track", in_range(0.05, 0.95))
     max_missed_frames: int = setting(5, "frames a face may vanish and keep its track", in_range(0, 100))
