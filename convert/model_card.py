@@ -72,7 +72,9 @@ KIND_NAMES = {"with_mask": "masks worn correctly (mask)", "without_mask": "bare 
 
 def _tradeoff(meta):
     """Per candidate, the thresholds at which every kind meets its target, and the figure."""
-    measured = [c for c in meta["selection"]["candidates"] if c.get("kinds")]
+    selection = meta["selection"]
+    measured = [c for c in selection["candidates"] + selection.get("not_candidates", [])
+                if c.get("kinds")]
     if not measured:
         return ""
     lines = ["Masks worn correctly want a high threshold, masks below the nose a low one. Every "
@@ -81,7 +83,8 @@ def _tradeoff(meta):
         met = c["kinds"]["thresholds_meeting_all_targets"]
         where = (f"met together at {len(met)} of them ({min(met)}-{max(met)})" if met else
                  "no threshold meets them together")
-        lines.append(f"- {c['size']}x{c['size']} ({_trained(c)}): {where}")
+        failed = " (not a candidate: failed the int8 gate)" if "why" in c else ""
+        lines.append(f"- {c['size']}x{c['size']} ({_trained(c)}){failed}: {where}")
     return "\n" + "\n".join(lines) + "\n\n![kinds against the threshold](card/kinds_tradeoff.png)\n"
 
 
@@ -125,7 +128,8 @@ def _run_row(c):
     trained = _trained(c)
     below = c.get("below_nose_recall")
     below = "not measured" if below is None else _pct(below)
-    return (f"| {c['size']}x{c['size']} | {trained} | {blocks} | "
+    run = f" (`{c['run']}`)" if c.get("run") else ""
+    return (f"| {c['size']}x{c['size']}{run} | {trained} | {blocks} | "
             f"{_pct(c['validation_balanced_accuracy'])} | {_pct(c['real_world_balanced_accuracy'])} | "
             f"{below} | {lat['median_ms']:.2f} / {lat['p90_ms']:.2f} ms ({lat['runtime']}) | "
             f"{c['size_bytes'] / 1e6:.2f} MB |")
@@ -191,8 +195,9 @@ that run, and `{meta['name']}.json` holds them all.
   {meta['input']['crop_margin']} of its side on each side (`edge/inference/preprocess.py`); quantization scale
   {q_in['scale']:.6f}, zero point {q_in['zero_point']} (pixels are fed unnormalised).
 - Output: uint8 scores for `{meta['labels']}`, scale {q_out['scale']:.6f}, zero point {q_out['zero_point']}.
-- Decision: `no_mask` when P(no_mask) >= **{meta['threshold']:.4f}**, the threshold with the best
-  balanced accuracy on the validation split (never on the real-world set). The Pi reports the
+- Decision: `no_mask` when P(no_mask) >= **{meta['threshold']:.4f}**, chosen on the validation
+  split alone (never on a test set): the threshold that brings the worst kind of face (masks,
+  bare faces, masks below the nose) closest to its target (`convert/targets.py`). The Pi reports the
   no-mask score: P(no_mask) with its log-odds shifted so that this threshold is 0.5
   (`edge/inference/classifier.py`), which the decision band and the events read.
 - File: {meta['size_bytes'] / 1e6:.2f} MB, sha256 `{meta['sha256'][meta['files']['int8']]}`.

@@ -38,6 +38,7 @@ def load_candidate(run_dir, name):
         meta = json.load(handle)
     model_path = os.path.join(run_dir, meta["files"]["int8"])
     meta["latency_cpu_int8"] = measure_latency(model_path)
+    meta["run"] = run_folder.portable_path(os.path.abspath(run_dir))
     return {"run": run_dir, "meta": meta, "model_path": model_path}
 
 
@@ -78,7 +79,7 @@ def choose(candidates):
 def candidate_summary(meta):
     """What the card's size table shows of one run."""
     int8 = meta["metrics"]["int8"]
-    return {"size": meta["input"]["size"],
+    return {"size": meta["input"]["size"], "run": meta.get("run"),
             "validation_balanced_accuracy": int8[run_folder.VALIDATION]["balanced_accuracy"],
             "real_world_balanced_accuracy": int8[run_folder.REAL_WORLD]["balanced_accuracy"],
             "latency_cpu_int8": meta["latency_cpu_int8"],
@@ -106,18 +107,20 @@ def _kind_tradeoff(candidates, sets, plot_path):
         threshold = c["meta"]["threshold"]
         out.append({"kinds": tradeoff.summary(scores, threshold)})
         size = c["meta"]["input"]["size"]
-        curves[f"{size}x{size}, {os.path.normpath(c['run'])}"] = (scores, threshold)
+        failed = "" if c["meta"].get("quality_gate", {"passed": True})["passed"] else \
+            " (failed the int8 gate)"
+        curves[f"{size}x{size}, {os.path.normpath(c['run'])}{failed}"] = (scores, threshold)
     tradeoff.plot_tradeoff(curves, plot_path)
     return out
 
 
 def _teacher_size(meta):
-    """'the 224x224 model' for a distilled candidate, else None."""
+    """'the 224x224 model of <its run folder>' for a distilled candidate, else None."""
     distillation = meta["training"].get("distillation")
     if not distillation:
         return None
     size = distillation["teacher_size"]
-    return f"the {size}x{size} model"
+    return f"the {size}x{size} model of `{os.path.dirname(distillation['teacher'])}`"
 
 
 def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, sets=()):
@@ -139,13 +142,14 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, sets=()):
     chosen, reason = choose(candidates)
     os.makedirs(os.path.join(out_dir, "card"), exist_ok=True)
     meta = dict(chosen["meta"])
-    kinds = _kind_tradeoff(candidates, sets, os.path.join(out_dir, "card", TRADEOFF_PLOT))
+    kinds = _kind_tradeoff(candidates + rejected, sets,
+                           os.path.join(out_dir, "card", TRADEOFF_PLOT))
     meta["selection"] = {"reason": reason,
                          "candidates": [dict(candidate_summary(c["meta"]), **k)
                                         for c, k in zip(candidates, kinds)],
-                         "not_candidates": [dict(candidate_summary(c["meta"]),
+                         "not_candidates": [dict(candidate_summary(c["meta"]), **k,
                                                  why=c["meta"]["quality_gate"].get("reason"))
-                                            for c in rejected]}
+                                            for c, k in zip(rejected, kinds[len(candidates):])]}
     if baseline:
         meta["baseline"] = baseline
     shutil.copyfile(chosen["model_path"], os.path.join(out_dir, meta["files"]["int8"]))
