@@ -3,15 +3,11 @@ high, masks worn below the nose want it low. For each candidate model: the share
 called right at every threshold, the thresholds (if any) at which every kind meets its target,
 and a picture of it for the model card.
 """
-import logging
-
 import numpy as np
 
 from .metrics import share_right
 from .scorers import tflite_scorer
 from .targets import KIND_TARGETS
-
-log = logging.getLogger(__name__)
 
 THRESHOLDS = tuple(round(t, 3) for t in np.linspace(0.02, 0.98, 49))
 
