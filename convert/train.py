@@ -19,6 +19,7 @@ from edge.inference.preprocess import normalize
 from . import dataset, model as model_lib, run_folder, weights
 from .augment import augment
 from .progress import progress
+from .synthetic_masks import BELOW_NOSE, OVER_NOSE
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,7 @@ def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, 
 
 
 # The synthetic twins of each bare training face: how the mask is worn -> (label, folder).
-SYNTHETIC_TWINS = {"below_nose": (1, "synthetic_below_nose"),
-                   "over_nose": (0, "synthetic_over_nose")}
+SYNTHETIC_TWINS = {BELOW_NOSE: (1, "synthetic_below_nose"), OVER_NOSE: (0, "synthetic_over_nose")}
 
 
 def _mask_twins(images, samples, seed, kinds):

@@ -88,7 +88,8 @@ class FrameResult:
 class FaceMaskPipeline:
     """Detector + classifier; faces smaller than `min_face_size` px are `unknown`, not guessed."""
 
-    def __init__(self, detector, classifier, min_face_size=40, tpu_hosts=None):
+    def __init__(self, detector, classifier, min_face_size=ClassifierSettings().min_face_size,
+                 tpu_hosts=None):
         self.detector = detector
         self.classifier = classifier
         self.min_face_size = min_face_size

@@ -50,6 +50,21 @@ def test_real_faces_labels_and_scores_agree(classifier):
     assert [a.no_mask_score for a in by_probability] == sorted(a.no_mask_score for a in answers)
 
 
+def test_a_real_face_between_the_threshold_and_one_half_gets_its_labels_score(classifier):
+    """The case the re-centring is for: a real face (a box sliding down the mask of the fourth
+    face of four_faces.jpg) whose P(no mask) lies between the model's threshold and 0.5. On the
+    model's raw scale its label would carry a score on the wrong side of 0.5."""
+    frame = cv2.imread(shared_path("data", "images", "four_faces.jpg"))
+    boxes = [(440, y, 490, y + 62) for y in range(160, 184, 2)]
+    low, high = sorted((classifier.meta.threshold, 0.5))
+    between = [a for a in classifier.classify_boxes(frame, boxes)
+               if low <= a.no_mask_probability < high]
+    assert between, "no face scores between the threshold and 0.5: the test would prove nothing"
+    for answer in between:
+        assert answer.score >= 0.5, answer
+        assert (answer.no_mask_score >= 0.5) == (answer.label == "no_mask"), answer
+
+
 def test_a_person_is_never_decided_against_the_label_of_all_their_frames(classifier):
     """Every P(no mask) the model can give (its output is int8: 256 steps), a person whose frames
     all score so: decided as the label says, or not decided, never the other way."""
