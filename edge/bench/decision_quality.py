@@ -254,12 +254,12 @@ def video_summary(videos, thresholds, min_face_size):
     """Per threshold: sampled frames, false faces per frame, and the false faces that persist
     long enough to be decided (and of those, the ones big enough to be classified)."""
     decision = DecisionSettings()
+    fakes_of = {name: false_faces(name, sampled) for name, sampled in videos.items()}
     out = {}
     for t in thresholds:
         frames = false_count = 0
         persistent = []
-        for name, sampled in videos.items():
-            fakes = false_faces(name, sampled)
+        for fakes in fakes_of.values():
             frames += len(fakes)
             false_count += sum(f.score >= t for faces in fakes for f in faces)
             persistent += persistent_tracks(fakes, t, decision.track_iou, decision.min_frames)
@@ -399,8 +399,9 @@ def threshold_table(photo_dets, thresholds, min_face_size, min_iou=MATCH_IOU):
             big += sum(shorter_side(boxes[i]) >= min_face_size for i in range(len(boxes))
                        if i not in matched)
             for kind, side, ok in zip(rec["kinds"], rec["sides"], assigned >= 0):
-                key = f"{kind} {size_bin(side, RECALL_BINS)}"
-                if size_bin(side, RECALL_BINS):
+                size = size_bin(side, RECALL_BINS)
+                key = f"{kind} {size}"
+                if size:
                     totals[key] = totals.get(key, 0) + 1
                     hits[key] = hits.get(key, 0) + int(ok)
         photos = max(1, len(photo_dets))
