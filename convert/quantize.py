@@ -116,14 +116,39 @@ def _compare(float_path, int8_path, sets):
     return float_reports, int8_reports, agree, by_kind
 
 
+REAL_FACES = "real faces (all held-out sets together)"
+
+
+def _pooled_balanced_accuracy(reports):
+    """Balanced accuracy of several sets' faces taken together, from their confusion matrices."""
+    matrix = np.sum([np.asarray(rep["confusion"]) for rep in reports], axis=0)
+    return float(np.mean(np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)))
+
+
+def gate_losses(float_reports, int8_reports):
+    """{what: (float, int8) balanced accuracy} that the gate compares: the validation split on
+    its own, and the real-world sets pooled. One face of the smaller class is 0.85-0.9 point on
+    each real set alone (57 and 59 faces), so a one-point tolerance per set would turn on a single
+    face, and the calibration images' draw flips such a verdict; pooled, a face is 0.26 point."""
+    compared = {}
+    if run_folder.VALIDATION in int8_reports:
+        compared[run_folder.VALIDATION] = tuple(
+            r[run_folder.VALIDATION]["balanced_accuracy"] for r in (float_reports, int8_reports))
+    real = [name for name in int8_reports if name != run_folder.VALIDATION]
+    if len(real) == 1:
+        compared[real[0]] = tuple(r[real[0]]["balanced_accuracy"] for r in (float_reports, int8_reports))
+    elif real:
+        compared[REAL_FACES] = tuple(_pooled_balanced_accuracy([r[name] for name in real])
+                                     for r in (float_reports, int8_reports))
+    return compared
+
+
 def quality_gate(float_reports, int8_reports, max_loss=MAX_BALANCED_ACCURACY_LOSS):
-    """Raise QualityGateError when int8 loses more than `max_loss` balanced accuracy on any set."""
-    failures = []
-    for name, rep in int8_reports.items():
-        loss = float_reports[name]["balanced_accuracy"] - rep["balanced_accuracy"]
-        if loss > max_loss:
-            failures.append(f"{name}: float {float_reports[name]['balanced_accuracy']:.4f}, "
-                            f"int8 {rep['balanced_accuracy']:.4f} (loss {loss:.4f})")
+    """Raise QualityGateError when int8 loses more than `max_loss` balanced accuracy on the
+    validation split or on the real faces of the other sets taken together (`gate_losses`)."""
+    failures = [f"{name}: float {fl:.4f}, int8 {q:.4f} (loss {fl - q:.4f})"
+                for name, (fl, q) in gate_losses(float_reports, int8_reports).items()
+                if fl - q > max_loss]
     if failures:
         raise QualityGateError("int8 quantization loses more than "
                                f"{max_loss * 100:.0f} point of balanced accuracy: " + "; ".join(failures)
@@ -179,12 +204,15 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         "calibration_images": calibration_count,
         "tools": tool_versions(),
     }
+    compared = {name: {"float": fl, "int8": q}
+                for name, (fl, q) in gate_losses(float_reports, int8_reports).items()}
     try:
         quality_gate(float_reports, int8_reports, max_loss)
-        meta["quality_gate"] = {"passed": True, "max_balanced_accuracy_loss": max_loss}
+        meta["quality_gate"] = {"passed": True, "max_balanced_accuracy_loss": max_loss,
+                                "compared": compared}
     except QualityGateError as exc:
         meta["quality_gate"] = {"passed": False, "max_balanced_accuracy_loss": max_loss,
-                                "reason": str(exc)}
+                                "compared": compared, "reason": str(exc)}
         raise
     finally:  # written either way: the numbers are the evidence; publish skips a failed run
         run_folder.write_metadata(meta, run_folder.path(run_dir, run_folder.metadata_file(name)))
