@@ -99,6 +99,18 @@ def _by_kind(meta):
     return "\n" + "\n\n".join(lines) + "\n" if lines else ""
 
 
+def _gate(meta):
+    """The quantization gate's comparison, each model at its own validation threshold."""
+    compared = meta.get("quality_gate", {}).get("compared")
+    if not compared:
+        return ""
+    rows = "; ".join(f"{name}: float {_pct(c['float'])}, int8 {_pct(c['int8'])}"
+                     for name, c in compared.items())
+    limit = meta["quality_gate"]["max_balanced_accuracy_loss"] * 100
+    return (f" The quality gate (int8 may lose at most {limit:.0f} point of balanced accuracy, "
+            f"each model at its own threshold): {rows}.")
+
+
 def _metrics_table(meta):
     rows = ["| model | set | n | balanced accuracy | accuracy | precision / recall / F1 (no_mask) | precision / recall / F1 (mask) | ROC AUC |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -219,7 +231,7 @@ show a mask below the nose (split by photo, seed 0), which no training step sees
 
 int8 against float on the same images (same label): validation
 {_pct(meta['metrics']['int8_float_agreement']['validation']['same_label'])}, real-world
-{_pct(meta['metrics']['int8_float_agreement']['real-world scenes']['same_label'])}.
+{_pct(meta['metrics']['int8_float_agreement']['real-world scenes']['same_label'])}.{_gate(meta)}
 
 ![training curves](card/training_curves.png)
 ![ROC and PR](card/curves_int8.png)

@@ -18,7 +18,7 @@ from edge.errors import QualityGateError
 
 from . import run_folder
 from .latency import measure_latency
-from .model_card import OLD_FIRST_TUNED_BLOCK, write_model_card
+from .model_card import KIND_NAMES, OLD_FIRST_TUNED_BLOCK, write_model_card
 from .targets import KIND_TARGETS
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def _choose_by_targets(candidates, gaps):
     chosen = min(close, key=lambda c: c["meta"]["latency_cpu_int8"]["median_ms"])
     size = chosen["meta"]["input"]["size"]
     which = "the fastest of the models" if len(close) > 1 else "the model"
-    targets = ", ".join(f"{kind} {target:.2f} ({set_name})"
+    targets = ", ".join(f"{KIND_NAMES[kind]} {target:.2f} on the {set_name}"
                         for (set_name, kind), target in KIND_TARGETS.items())
     where = ("that meet every target" if nearest == 0 else
              f"nearest to meeting every target (worst kind {nearest * 100:.1f} points short)")

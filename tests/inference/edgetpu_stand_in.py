@@ -82,6 +82,14 @@ def stand_in(stand_in_library, tmp_path, monkeypatch):
     return device
 
 
+def classifier_input_shape():
+    """The shipped classifier's input shape, from its metadata."""
+    import json
+
+    with open(os.path.join(os.path.dirname(CLASSIFIER), "mask_classifier.json"), encoding="utf-8") as f:
+        return json.load(f)["input"]["shape"]
+
+
 def make_pair(folder, name="x_int8", source=CLASSIFIER):
     """`name.tflite` and its `_edgetpu` twin (a copy) in `folder`; the CPU model's path."""
     os.makedirs(folder, exist_ok=True)

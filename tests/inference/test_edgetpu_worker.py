@@ -22,8 +22,8 @@ from edge.inference.edgetpu_worker import EdgeTpuHosts, runtime_label
 from edge.inference.runtime import find_runtime
 from tests.conftest import REPO_ROOT, shared_path
 from tests.inference.edgetpu_stand_in import (  # noqa: F401  (fixtures)
-    CLASSIFIER, cpu_outputs, make_pair, process_is_gone, random_image, run_once, stand_in,
-    stand_in_library, wait_until)
+    CLASSIFIER, classifier_input_shape, cpu_outputs, make_pair, process_is_gone, random_image,
+    run_once, stand_in, stand_in_library, wait_until)
 
 QUICK = dict(load_timeout_s=30.0, invoke_timeout_s=2.0, retry_first_s=0.2, retry_max_s=0.4)
 NO_RETRY = dict(QUICK, retry_first_s=3600.0, retry_max_s=3600.0)
@@ -60,7 +60,7 @@ def test_the_edge_tpu_runs_in_a_worker_process_with_the_cpu_twins_outputs(stand_
     pid = model.counters()["worker_pid"]
     assert pid and pid != os.getpid() and not process_is_gone(pid)
     assert stand_in.calls() == [(pid, "usb:0")]  # the delegate was made in the worker, for usb:0
-    assert list(model.get_input_details()[0]["shape"]) == [1, 224, 224, 3]
+    assert list(model.get_input_details()[0]["shape"]) == classifier_input_shape()
     for seed in range(3):
         image = random_image(model, seed)
         assert same(run_once(model, image), cpu_outputs(pair, image))
