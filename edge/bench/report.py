@@ -331,7 +331,8 @@ def coral_estimate_section():
     return f"""## On paper: a Raspberry Pi 4 with a USB Coral, {FACES_IN_VIEW} faces in view
 Not measured (no Pi or Coral here): published figures and our measured overheads, added up for
 one frame, the stages one after the other as the daemon runs them (the camera, 15-30 fps on a Pi,
-caps what is above it).
+caps what is above it). The classifier's figure is the published one for MobileNetV2 at 224 px;
+a smaller input (the shipped model's, in its card) costs no more, so the rows are a floor.
 
 {chr(10).join(rows)}
 
