@@ -104,6 +104,28 @@ def choose_threshold(y_true, scores):
     return best[2]
 
 
+def centred_log_odds(scores, threshold):
+    """Each P(no mask)'s log-odds minus the threshold's, clipped as the Pi clips them."""
+    from edge.inference.classifier import SCORE_EPSILON
+
+    p = np.clip(np.asarray(scores, np.float64), SCORE_EPSILON, 1.0 - SCORE_EPSILON)
+    t = float(np.clip(threshold, SCORE_EPSILON, 1.0 - SCORE_EPSILON))
+    return np.log(p / (1.0 - p)) - np.log(t / (1.0 - t))
+
+
+def fit_score_scale(y_true, scores, threshold, low=0.25, high=4.0, steps=241):
+    """The factor k on the threshold-centred log-odds z whose sigmoid(k z) fits the labels best
+    (least log loss): temperature scaling that keeps the threshold at 0.5. Above 1 the model was
+    under-confident on these faces (a distilled student, taught softened scores), below 1 over."""
+    y = np.asarray(y_true, np.float64)
+    z = centred_log_odds(scores, threshold)
+    factors = np.exp(np.linspace(np.log(low), np.log(high), steps))
+    # log loss of sigmoid(k z) against y, written with logaddexp so no term overflows
+    losses = [np.mean(np.logaddexp(0.0, -k * z) * y + np.logaddexp(0.0, k * z) * (1.0 - y))
+              for k in factors]
+    return float(factors[int(np.argmin(losses))])
+
+
 def report(y_true, scores, threshold):
     """All metrics of one evaluation at a threshold, plus its ROC and PR curves."""
     y_true = np.asarray(y_true)

@@ -210,7 +210,9 @@ that run, and `{meta['name']}.json` holds them all.
 - Decision: `no_mask` when P(no_mask) >= **{meta['threshold']:.4f}**, chosen on the validation
   split alone (never on a test set): the threshold that brings the worst kind of face (masks,
   bare faces, masks below the nose) closest to its target (`convert/targets.py`). The Pi reports the
-  no-mask score: P(no_mask) with its log-odds shifted so that this threshold is 0.5
+  no-mask score: P(no_mask) with its log-odds shifted so that this threshold is 0.5 and
+  multiplied by {meta.get('score_scale', 1.0):.2f}, the factor that best fits the validation labels
+  (temperature scaling: above 1, the model's own scores were softer than its accuracy warrants)
   (`edge/inference/classifier.py`), which the decision band and the events read.
 - File: {meta['size_bytes'] / 1e6:.2f} MB, sha256 `{meta['sha256'][meta['files']['int8']]}`.
 

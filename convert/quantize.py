@@ -113,7 +113,16 @@ def _compare(float_path, int8_path, sets):
         if s.kinds:
             by_kind[s.name] = metrics.correct_by_kind(s.kinds, s.labels, int8_scores[s.name],
                                                       int8_reports[s.name]["threshold"])
-    return float_reports, int8_reports, agree, by_kind
+    return float_reports, int8_reports, agree, by_kind, int8_scores
+
+
+def score_scale(sets, int8_scores, threshold):
+    """The no-mask score's factor (`metrics.fit_score_scale`), fitted on the validation split's
+    int8 scores only; 1.0 without a validation split."""
+    validation = next((s for s in sets if s.name == run_folder.VALIDATION), None)
+    if validation is None:
+        return 1.0
+    return metrics.fit_score_scale(validation.labels, int8_scores[validation.name], threshold)
 
 
 REAL_FACES = "real faces (all held-out sets together)"
@@ -171,12 +180,13 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         handle.write(convert_float(model))
     with open(int8_path, "wb") as handle:
         handle.write(convert_int8(model, representative_images(run_dir, size, calibration_count)))
-    float_reports, int8_reports, agree, by_kind = _compare(float_path, int8_path, sets)
+    float_reports, int8_reports, agree, by_kind, int8_scores = _compare(float_path, int8_path, sets)
     for tag, reports in (("float", float_reports), ("int8", int8_reports)):
         log.info("\n%s", evaluate.summary_line(tag, reports))
         evaluate.write_report(reports, run_folder.path(run_dir, run_folder.eval_report(tag)))
         evaluate.write_plots(reports, run_dir, tag)
     input_q, output_q = tensor_quantization(int8_path)
+    threshold = int8_reports[run_folder.VALIDATION]["threshold"]
     meta = {
         "name": name,
         "task": "face mask classification",
@@ -189,7 +199,8 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         "output": {"quantization": output_q},
         "labels": list(dataset.LABELS),
         "positive_label": "no_mask",
-        "threshold": int8_reports[run_folder.VALIDATION]["threshold"],
+        "threshold": threshold,
+        "score_scale": score_scale(sets, int8_scores, threshold),
         "metrics": {"int8": evaluate.strip_curves(int8_reports),
                     "float": evaluate.strip_curves(float_reports),
                     "int8_float_agreement": agree,

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import cv2
 import numpy as np
@@ -209,6 +210,14 @@ def run_core(classifier_meta, per_video, backends, runtimes, rounds=3):
     }
 
 
+def stamp_rows(fresh, run_id):
+    """Mark this run's latency and baseline rows, so rows kept from an earlier run (another
+    runtime's venv) are not compared with this run's baseline as if timed beside it."""
+    for table in ("latency", "baseline"):
+        for row in fresh.get(table, {}).values():
+            row["run"] = run_id
+
+
 def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=None, runtimes=None,
               daemon_minutes=0, core=True, rounds=3):
     """Run the measurements asked for, merge them into the JSON results (earlier parts are kept)
@@ -225,6 +234,7 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
     if core:
         backends = {k: BACKENDS[k] for k in (backends or BACKENDS)}
         fresh = run_core(classifier_meta, per_video, backends, runtimes or available_runtimes(), rounds)
+        stamp_rows(fresh, time.strftime("%Y-%m-%dT%H:%M:%S"))
         for key, value in fresh.items():  # tables merge row by row: runs per runtime add up
             if isinstance(value, dict) and isinstance(results.get(key), dict):
                 results[key].update(value)

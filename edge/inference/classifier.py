@@ -1,9 +1,11 @@
 """The mask classifier: face crops -> label and score from the model's metadata.
 
 Scores are on one scale whatever the model: the model's P(no mask) with its log-odds moved so
-that the threshold chosen on its validation set is 0.5 (`no_mask_score`). A label's score is then
+that the threshold chosen on its validation set is 0.5, and multiplied by the factor that makes
+them as confident as the model proved on that set (`no_mask_score`). A label's score is then
 above 0.5, and the decision band, the live view and the events read the same numbers for every
-model (a model whose threshold is 0.24 would otherwise call a face `no_mask` at 0.3).
+model (a model whose threshold is 0.24 would otherwise call a face `no_mask` at 0.3, and a
+distilled model, whose scores are softer than its teacher's, would leave more people undecided).
 
 On the CPU the faces of a frame go through the model in one invoke (its input resized to the
 number of faces, at most MAX_BATCH at a time); on the Edge TPU, whose compiled model is static,
@@ -33,19 +35,20 @@ MAX_BATCH = 8
 NO_BATCHES = {}
 
 
-_EPSILON = 1e-6  # an int8 model says 0 or 1 exactly; their log-odds are kept finite
+SCORE_EPSILON = 1e-6  # an int8 model says 0 or 1 exactly; their log-odds are kept finite
 
 
 def _logit(p):
     return math.log(p / (1.0 - p))
 
 
-def no_mask_score(no_mask_probability, threshold):
-    """P(no mask) re-centred on the model's threshold: the same log-odds shift for every face,
-    so the order of faces is kept, the threshold maps to 0.5 and the ends stay at the ends."""
-    p = min(max(float(no_mask_probability), _EPSILON), 1.0 - _EPSILON)
-    t = min(max(float(threshold), _EPSILON), 1.0 - _EPSILON)
-    return 1.0 / (1.0 + math.exp(-(_logit(p) - _logit(t))))
+def no_mask_score(no_mask_probability, threshold, scale=1.0):
+    """P(no mask) re-centred on the model's threshold and its log-odds scaled by `scale` (the
+    metadata's `score_scale`): the same for every face, so the order of faces is kept, the
+    threshold maps to 0.5 and the ends stay at the ends."""
+    p = min(max(float(no_mask_probability), SCORE_EPSILON), 1.0 - SCORE_EPSILON)
+    t = min(max(float(threshold), SCORE_EPSILON), 1.0 - SCORE_EPSILON)
+    return 1.0 / (1.0 + math.exp(-scale * (_logit(p) - _logit(t))))
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class MaskClassifier:
 
     def decide(self, no_mask_probability):
         """Apply the metadata's threshold to a P(no mask): the label and its re-centred score."""
-        score = no_mask_score(no_mask_probability, self.meta.threshold)
+        score = no_mask_score(no_mask_probability, self.meta.threshold, self.meta.score_scale)
         if no_mask_probability >= self.meta.threshold:
             return Classification("no_mask", score, score, no_mask_probability)
         return Classification("mask", 1.0 - score, score, no_mask_probability)

@@ -31,6 +31,7 @@ class ClassifierMeta:
     std: float
     crop_margin: float
     sha256: str
+    score_scale: float = 1.0  # the no-mask score's log-odds factor, fitted on validation
 
     @property
     def model_path(self):
@@ -138,4 +139,6 @@ def load_classifier_meta(path):
         std=float(_number(data, path, "input", "normalization", "std", low=0.0, open_interval=True)),
         crop_margin=float(_number(data, path, "input", "crop_margin", low=0.0, high=2.0)),
         sha256=sha256,
+        score_scale=float(_number(data, path, "score_scale", low=0.05, high=20.0))
+        if "score_scale" in data else 1.0,
     )

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from edge.bench.report import BASELINE, render_markdown, targets, upgrade_results
-from edge.bench.run import BACKENDS, DEFAULT_BACKEND, bench_outputs, run_bench
+from edge.bench.run import BACKENDS, DEFAULT_BACKEND, bench_outputs, run_bench, stamp_rows
 from edge.paths import REPO_ROOT
 
 
@@ -41,6 +41,22 @@ def test_the_report_names_the_baseline_and_never_seeds():
     assert BASELINE in text and "res10 + float Keras MobileNetV2" in BASELINE
     assert "against the baseline's 5.00 fps: **16.0x**, meets the 10x target" in text
     assert "57 frames: detect 5.00 ms, classify 4.00 ms, total 175.00 ms median, 5.00 fps" in text
+
+
+def test_a_row_kept_from_an_earlier_run_is_not_compared_with_this_runs_baseline():
+    """`maskdet bench` keeps the rows of a runtime it did not measure (another venv's); their
+    ratio to a baseline timed in another run would cross runs on a machine whose speed drifts."""
+    results = results_with("baseline")
+    stamp_rows(results, "this run")
+    assert "**16.0x**" in targets(results)
+    kept = dict(results["latency"][f"{DEFAULT_BACKEND} / ai_edge_litert / 720p one face"])
+    kept["run"] = "an earlier run"
+    results["latency"][f"{DEFAULT_BACKEND} / tflite_runtime / 720p one face"] = kept
+    lines = targets(results).splitlines()
+    earlier = [line for line in lines if "tflite_runtime" in line and "fps" in line]
+    assert earlier == [f"- tflite_runtime: whole pipeline (decode included) 80.0 fps (timed in an "
+                       "earlier run than the baseline: not compared)."]
+    assert sum("**16.0x**" in line for line in lines) == 1
 
 
 def test_results_of_older_versions_with_a_seeds_key_render_the_same():

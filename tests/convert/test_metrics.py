@@ -81,3 +81,17 @@ def test_with_no_threshold_meeting_every_target_the_worst_kind_is_brought_closes
     every = [min(metrics.share_right(k, scores[i:i + 10], c) - targets[k]
                  for k, i in (("with_mask", 0), ("mask_weared_incorrect", 10))) for c in scores]
     assert min(margins.values()) == pytest.approx(max(every))
+
+
+@pytest.mark.parametrize("true_scale", [0.6, 1.0, 1.6, 2.5])
+def test_the_score_scale_recovers_how_much_softer_or_sharper_the_scores_were(true_scale):
+    """Faces whose labels follow sigmoid(k z) while the model reports sigmoid(z) around its
+    threshold: the fit finds k (a distilled student, taught softened scores, has k > 1)."""
+    from convert.metrics import fit_score_scale
+
+    rng = np.random.default_rng(int(true_scale * 10))
+    threshold = 0.28
+    z = rng.normal(0.0, 2.5, 20000)
+    labels = (rng.random(z.size) < 1.0 / (1.0 + np.exp(-true_scale * z))).astype(int)
+    reported = 1.0 / (1.0 + np.exp(-(z + np.log(threshold / (1 - threshold)))))
+    assert fit_score_scale(labels, reported, threshold) == pytest.approx(true_scale, rel=0.08)

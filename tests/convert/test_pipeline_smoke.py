@@ -73,7 +73,10 @@ def test_published_model_runs_on_the_edge_classifier(smoke):
     # the label follows the metadata's threshold; the score is the label's, on the scale where
     # the threshold is 0.5
     assert result.label == ("no_mask" if p >= clf.meta.threshold else "mask")
-    q = no_mask_score(p, clf.meta.threshold)
+    # the smoke run's own scale, fitted on its validation split by quantize
+    with open(out / "mask_classifier.json", encoding="utf-8") as handle:
+        assert json.load(handle)["score_scale"] == clf.meta.score_scale > 0
+    q = no_mask_score(p, clf.meta.threshold, clf.meta.score_scale)
     assert result.score == pytest.approx(q if result.label == "no_mask" else 1 - q)
     assert result.score >= 0.5
 

@@ -88,3 +88,54 @@ def test_the_band_is_centred_on_the_model_threshold(classifier):
     above = classifier.decide(min(t * 1.5, 1.0)).no_mask_score
     below = classifier.decide(t / 1.5).no_mask_score
     assert above - 0.5 == pytest.approx(0.5 - below, abs=0.06)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.6, 3.0])
+def test_the_score_scale_sharpens_or_softens_and_keeps_the_threshold_and_the_order(scale):
+    threshold = 0.28125
+    assert no_mask_score(threshold, threshold, scale) == pytest.approx(0.5, abs=1e-12)
+    probabilities = np.linspace(0.0, 1.0, 257)
+    scaled = [no_mask_score(p, threshold, scale) for p in probabilities]
+    plain = [no_mask_score(p, threshold) for p in probabilities]
+    assert all(a < b for a, b in zip(scaled, scaled[1:]))
+    for s, q in zip(scaled, plain):
+        assert (s >= 0.5) == (q >= 0.5)  # the same labels
+        if abs(q - 0.5) > 1e-9:  # further from 0.5 when the scale is above 1, nearer below
+            assert (abs(s - 0.5) > abs(q - 0.5)) == (scale > 1), (s, q)
+
+
+def shipped_meta_with(folder, **changes):
+    import json
+    import os
+    import shutil
+
+    with open(default_classifier(), encoding="utf-8") as handle:
+        meta = json.load(handle)
+    meta.pop("score_scale", None)
+    meta.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(os.path.join(os.path.dirname(default_classifier()), meta["files"]["int8"]),
+                    folder / meta["files"]["int8"])
+    path = folder / "mask_classifier.json"
+    path.write_text(json.dumps(meta))
+    return str(path)
+
+
+def test_the_classifier_applies_its_metadatas_score_scale(tmp_path):
+    """A model's score_scale (fitted on its validation set by the conversion) is what its scores
+    are scaled by; a model without one (made before it) keeps its plain re-centred score."""
+    threshold = MaskClassifier.open(default_classifier(), CPU_1).meta.threshold
+    for scale, path in ((2.0, shipped_meta_with(tmp_path / "a", score_scale=2.0)),
+                        (1.0, shipped_meta_with(tmp_path / "b"))):
+        clf = MaskClassifier.open(path, CPU_1)
+        assert clf.meta.score_scale == scale
+        for p in (0.1, threshold, 0.4, 0.9):
+            assert clf.decide(p).no_mask_score == pytest.approx(no_mask_score(p, threshold, scale))
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0, "2", 100.0])
+def test_a_bad_score_scale_is_named(tmp_path, bad):
+    from edge.errors import ModelError
+
+    with pytest.raises(ModelError, match="score_scale"):
+        MaskClassifier.open(shipped_meta_with(tmp_path, score_scale=bad), CPU_1)
