@@ -139,3 +139,14 @@ def test_a_threshold_meets_the_targets_only_when_every_kind_does():
     del scores["real-world scenes"]["without_mask"]
     scores["held-out scenes"]["mask_weared_incorrect"] = [0.6] * 100
     assert thresholds_meeting_targets(scores, thresholds) == []  # a kind not measured meets nothing
+
+
+def test_of_two_runs_of_one_size_the_one_better_on_real_world_faces_wins_not_latency_noise():
+    """Two 128 px students as near their targets, timed 1.14 and 1.10 ms (one architecture):
+    the one with the better real-world balanced accuracy."""
+    better = measured(128, 1.14, masks=302, bare=44, below_nose=101, real=0.985)
+    other = measured(128, 1.10, masks=301, bare=44, below_nose=101, real=0.974)
+    assert choose([other, better])[0] is better
+    faster_by_far = measured(96, 0.6, masks=301, bare=44, below_nose=101, real=0.974)
+    assert choose([other, better, faster_by_far])[0] is faster_by_far
+    assert "count as one speed" in choose([other, better])[1]
