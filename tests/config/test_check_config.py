@@ -136,6 +136,7 @@ def test_a_1001_class_model_is_not_a_mask_classifier(tmp_path):
     shutil.copy(imagenet, tmp_path / "clf" / "mask_classifier_int8.tflite")
     data = json.loads(meta.read_text())
     data["sha256"] = {"mask_classifier_int8.tflite": sha256_of(imagenet)}
+    data["input"]["size"], data["input"]["shape"] = 224, [1, 224, 224, 3]  # as ImageNet's model
     meta.write_text(json.dumps(data))
     refused(with_classifier(tmp_path, meta), "classifier.model", "gives 1001 scores per face",
             "2 labels")

@@ -62,6 +62,16 @@ def test_retained_state_and_availability_greet_a_late_subscriber(broker, tmp_pat
     pub.close()
 
 
+def first_copies(received):
+    """The events in the order they first arrived, each `id` once (as a subscriber keeps them)."""
+    seen, kept = set(), []
+    for event in received:
+        if event["id"] not in seen:
+            seen.add(event["id"])
+            kept.append(event)
+    return kept
+
+
 def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_returns(tmp_path):
     # A broker with persistence and a subscriber with a persistent session, subscribed before
     # the outage: whichever of the two reconnects first, the broker queues for the subscriber.
@@ -75,8 +85,9 @@ def test_events_published_while_the_broker_is_down_arrive_in_order_after_it_retu
         pub.publish_event("door", make_event())
     assert pub.outbox_status()["depth"] == 5
     broker.start()
-    got = sub.wait_for(lambda m: len(events(m)) >= 5, timeout=30)
-    assert [e["seq"] for e in events(got)][:5] == [1, 2, 3, 4, 5]
+    got = sub.wait_for(lambda m: len(first_copies(events(m))) >= 5, timeout=30)
+    # at least once (DESIGN.md): a resent copy may arrive again; subscribers drop it by `id`
+    assert [e["seq"] for e in first_copies(events(got))] == [1, 2, 3, 4, 5]
     sub.close()
     pub.close()
     broker.stop()
