@@ -27,7 +27,13 @@ def per_class(matrix):
 
 def balanced_accuracy(y_true, y_pred):
     """Mean of the per-class recalls."""
-    matrix = confusion(y_true, y_pred)
+    return balanced_accuracy_of(confusion(y_true, y_pred))
+
+
+def balanced_accuracy_of(matrix):
+    """Mean of the per-class recalls of a confusion matrix (rows: true labels); a class with
+    no faces is left out."""
+    matrix = np.asarray(matrix)
     recalls = [matrix[i, i] / matrix[i].sum() for i in range(len(LABELS)) if matrix[i].sum()]
     return float(np.mean(recalls))
 

@@ -72,13 +72,18 @@ def choose(candidates):
 def _choose_by_targets(candidates, gaps):
     """The fastest of the candidates nearest to meeting every per-kind target; of those as fast
     (`SAME_SPEED`), the nearest, then the best balanced accuracy on real-world faces."""
+    def latency(c):
+        return c["meta"]["latency_cpu_int8"]["median_ms"]
+
+    def nearest_then_real_world(pair):
+        candidate, gap = pair
+        return gap, -candidate["meta"]["metrics"]["int8"][run_folder.REAL_WORLD]["balanced_accuracy"]
+
     nearest = min(gaps)
     close = [(c, g) for c, g in zip(candidates, gaps) if g <= nearest + SHORTFALL_TOLERANCE]
-    fastest = min(c["meta"]["latency_cpu_int8"]["median_ms"] for c, _ in close)
-    as_fast = [(c, g) for c, g in close
-               if c["meta"]["latency_cpu_int8"]["median_ms"] <= fastest * SAME_SPEED]
-    chosen = min(as_fast, key=lambda cg: (
-        cg[1], -cg[0]["meta"]["metrics"]["int8"][run_folder.REAL_WORLD]["balanced_accuracy"]))[0]
+    fastest = min(latency(c) for c, _ in close)
+    as_fast = [(c, g) for c, g in close if latency(c) <= fastest * SAME_SPEED]
+    chosen = min(as_fast, key=nearest_then_real_world)[0]
     size = chosen["meta"]["input"]["size"]
     which = "the fastest of the models" if len(close) > 1 else "the model"
     targets = ", ".join(f"{KIND_NAMES[kind]} {target:.2f} on the {set_name}"

@@ -116,40 +116,26 @@ def _compare(float_path, int8_path, sets):
     return float_reports, int8_reports, agree, by_kind, int8_scores
 
 
-def score_scale(sets, int8_scores, threshold):
-    """The no-mask score's factor (`metrics.fit_score_scale`), fitted on the validation split's
-    int8 scores only; 1.0 without a validation split."""
-    validation = next((s for s in sets if s.name == run_folder.VALIDATION), None)
-    if validation is None:
-        return 1.0
-    return metrics.fit_score_scale(validation.labels, int8_scores[validation.name], threshold)
-
-
 REAL_FACES = "real faces (all held-out sets together)"
-
-
-def _pooled_balanced_accuracy(reports):
-    """Balanced accuracy of several sets' faces taken together, from their confusion matrices."""
-    matrix = np.sum([np.asarray(rep["confusion"]) for rep in reports], axis=0)
-    return float(np.mean(np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)))
 
 
 def gate_losses(float_reports, int8_reports):
     """{what: (float, int8) balanced accuracy} that the gate compares: the validation split on
-    its own, and the real-world sets pooled. One face of the smaller class is 0.85-0.9 point on
-    each real set alone (57 and 59 faces), so a one-point tolerance per set would turn on a single
-    face, and the calibration images' draw flips such a verdict; pooled, a face is 0.26 point."""
-    compared = {}
-    if run_folder.VALIDATION in int8_reports:
-        compared[run_folder.VALIDATION] = tuple(
-            r[run_folder.VALIDATION]["balanced_accuracy"] for r in (float_reports, int8_reports))
+    its own, and the other (real-world) sets pooled. One face of the smaller class is 0.85-0.9
+    point on each real set alone (57 and 59 faces), so a one-point tolerance per set would turn
+    on a single face, and the calibration images' draw flips such a verdict; pooled, a face is
+    0.26 point."""
     real = [name for name in int8_reports if name != run_folder.VALIDATION]
-    if len(real) == 1:
-        compared[real[0]] = tuple(r[real[0]]["balanced_accuracy"] for r in (float_reports, int8_reports))
-    elif real:
-        compared[REAL_FACES] = tuple(_pooled_balanced_accuracy([r[name] for name in real])
-                                     for r in (float_reports, int8_reports))
-    return compared
+    groups = {run_folder.VALIDATION: [run_folder.VALIDATION]}
+    if real:
+        groups[real[0] if len(real) == 1 else REAL_FACES] = real
+    return {what: (_pooled(float_reports, names), _pooled(int8_reports, names))
+            for what, names in groups.items()}
+
+
+def _pooled(reports, names):
+    """Balanced accuracy of the named sets' faces taken together, from their confusion matrices."""
+    return metrics.balanced_accuracy_of(sum(np.asarray(reports[name]["confusion"]) for name in names))
 
 
 def quality_gate(float_reports, int8_reports, max_loss=MAX_BALANCED_ACCURACY_LOSS):
@@ -187,6 +173,7 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         evaluate.write_plots(reports, run_dir, tag)
     input_q, output_q = tensor_quantization(int8_path)
     threshold = int8_reports[run_folder.VALIDATION]["threshold"]
+    validation = next(s for s in sets if s.name == run_folder.VALIDATION)
     meta = {
         "name": name,
         "task": "face mask classification",
@@ -200,7 +187,8 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         "labels": list(dataset.LABELS),
         "positive_label": "no_mask",
         "threshold": threshold,
-        "score_scale": score_scale(sets, int8_scores, threshold),
+        "score_scale": metrics.fit_score_scale(validation.labels, int8_scores[validation.name],
+                                               threshold),
         "metrics": {"int8": evaluate.strip_curves(int8_reports),
                     "float": evaluate.strip_curves(float_reports),
                     "int8_float_agreement": agree,

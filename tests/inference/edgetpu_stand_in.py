@@ -84,10 +84,11 @@ def stand_in(stand_in_library, tmp_path, monkeypatch):
 
 def classifier_input_shape():
     """The shipped classifier's input shape, from its metadata."""
-    import json
+    from edge.inference.model_meta import load_classifier_meta
+    from edge.paths import default_classifier
 
-    with open(os.path.join(os.path.dirname(CLASSIFIER), "mask_classifier.json"), encoding="utf-8") as f:
-        return json.load(f)["input"]["shape"]
+    size = load_classifier_meta(default_classifier()).input_size
+    return [1, size, size, 3]
 
 
 def make_pair(folder, name="x_int8", source=CLASSIFIER):
