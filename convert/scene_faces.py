@@ -5,13 +5,20 @@ import os
 import random
 
 import cv2
+import numpy as np
 
+from edge.bench.detector_recall import match
 from edge.errors import DataError
 from edge.inference.preprocess import DEFAULT_MARGIN, crop_face
 
 from .dataset import FOLDER_LABELS, GROUP_SEPARATOR, read_rgb
+from .progress import progress
 
 log = logging.getLogger(__name__)
+
+FRAMINGS = ("annotation", "detector")
+DETECTOR_MATCH_IOU = 0.4  # as the decisions bench matches a detection to an annotated face
+DETECTOR_SUFFIX = "d"  # `<photo>__<i>d.png`: face i of the photo, framed by the detector's box
 
 
 def read_annotations(path):
@@ -62,27 +69,68 @@ def iter_scene_faces(annotations_path, min_size=32, margin=DEFAULT_MARGIN, photo
             yield entry["image"], index, face["label"], crop_face(image, face["box"], margin)
 
 
+def iter_detector_framed_faces(detector, annotations_path, min_size=24, margin=DEFAULT_MARGIN,
+                               skip_photos=()):
+    """Yield (image name, face index, folder label, RGB crop) for annotated faces the Pi's
+    detector finds, cut from the detector's box (narrower than the annotation's) the way the
+    daemon cuts them; only faces whose detector box is at least `min_size` pixels on its shorter
+    side, matched to the annotation at IoU `DETECTOR_MATCH_IOU`."""
+    root = os.path.dirname(os.path.abspath(annotations_path))
+    for entry in read_annotations(annotations_path):
+        if entry["image"] in skip_photos or not entry["faces"]:
+            continue
+        image = read_rgb(os.path.join(root, entry["image"]))
+        if image is None:
+            log.warning("skipping unreadable scene image %s", entry["image"])
+            continue
+        found = detector.detect(np.ascontiguousarray(image[..., ::-1]))
+        boxes = np.array([f.box for f in found], dtype=np.float64).reshape(-1, 4)
+        assigned, _ = match([f["box"] for f in entry["faces"]], boxes,
+                            [f.score for f in found], DETECTOR_MATCH_IOU)
+        for index, (face, detection) in enumerate(zip(entry["faces"], assigned)):
+            if detection >= 0 and found[detection].size >= min_size:
+                yield entry["image"], index, face["label"], crop_face(
+                    image, found[detection].box, margin)
+
+
+def _framed_faces(framing, annotations, min_size, margin, skip, detector):
+    if framing == "annotation":
+        return iter_scene_faces(annotations, min_size, margin, skip_photos=skip)
+    return iter_detector_framed_faces(detector, annotations, min_size, margin, skip)
+
+
 def export_scene_faces(annotations_paths, out_dir, min_size=24, margin=DEFAULT_MARGIN,
-                       held_out=None):
+                       held_out=None, framings=("annotation",)):
     """Write scene faces as `<out_dir>/<label>/<photo>__<i>.png`, a training data root.
 
     The photo's name before `__` keeps all faces of one photo on one side of the split.
     `held_out`: {annotations path: image names} of photos kept out (test sets).
+    `framings`: "annotation" cuts each face by its annotated box; "detector" by the box the Pi's
+    detector draws around it (`<photo>__<i>d.png`), as the daemon frames faces.
     Returns {label folder: count}.
     """
+    unknown = sorted(set(framings) - set(FRAMINGS))
+    if unknown or not framings:
+        raise DataError(f"framing {unknown or '(none)'}: choose from {', '.join(FRAMINGS)}")
+    detector = None
+    if "detector" in framings:
+        from edge.inference.detectors import DetectorSettings, create_detector
+        detector = create_detector(DetectorSettings())
     counts = {}
     held_out = held_out or {}
     for annotations in annotations_paths:
         prefix = os.path.basename(os.path.dirname(os.path.abspath(annotations)))
         skip = held_out.get(annotations, ())
-        for image_name, index, label, crop in iter_scene_faces(annotations, min_size, margin,
-                                                               skip_photos=skip):
-            folder = os.path.join(out_dir, label)
-            os.makedirs(folder, exist_ok=True)
-            stem = os.path.splitext(os.path.basename(image_name))[0]
-            name = f"{prefix}-{stem}{GROUP_SEPARATOR}{index}.png"
-            cv2.imwrite(os.path.join(folder, name), crop[..., ::-1])
-            counts[label] = counts.get(label, 0) + 1
+        for framing in framings:
+            suffix = DETECTOR_SUFFIX if framing == "detector" else ""
+            faces = _framed_faces(framing, annotations, min_size, margin, skip, detector)
+            for image_name, index, label, crop in progress(faces, desc=f"{prefix} {framing}"):
+                folder = os.path.join(out_dir, label)
+                os.makedirs(folder, exist_ok=True)
+                stem = os.path.splitext(os.path.basename(image_name))[0]
+                name = f"{prefix}-{stem}{GROUP_SEPARATOR}{index}{suffix}.png"
+                cv2.imwrite(os.path.join(folder, name), crop[..., ::-1])
+                counts[label] = counts.get(label, 0) + 1
     if not counts:
         raise DataError(f"no face of at least {min_size} px in {', '.join(annotations_paths)}")
     return counts
