@@ -28,13 +28,10 @@ SKIP=" ${MASKDET_SKIP:-} "
 read -r -a PIP_ARGS <<<"${MASKDET_PIP_ARGS:-}"
 SERVICE_USER=maskdet-monitor
 
-skipped() { [[ $SKIP == *" $1 "* ]]; }
-for step in ${MASKDET_SKIP:-}; do
-  case $step in
-    apt | user | pip | systemctl) ;;
-    *) echo "MASKDET_SKIP: unknown step '$step' (apt user pip systemctl)" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=systemd/install-common.sh
+. "$SRC/systemd/install-common.sh"
+
+check_skip_steps apt user pip systemctl
 if [ "$(id -u)" -ne 0 ] && ! { skipped apt && skipped user && skipped systemctl; }; then
   echo "run as root: sudo $0" >&2
   exit 1
@@ -62,21 +59,7 @@ elif ! id "$SERVICE_USER" >/dev/null 2>&1; then
   useradd --system --home-dir "$STATE" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
 fi
 
-echo "== virtual environment in $PREFIX/venv"
-mkdir -p "$PREFIX"
-[ -x "$PREFIX/venv/bin/python" ] || "$PYTHON" -m venv "$PREFIX/venv"
-if skipped pip; then
-  echo "   pip install skipped (MASKDET_SKIP)"
-else
-  # Built from a clean copy of the source: an in-tree build would leave build/ in the checkout.
-  stage=$(mktemp -d)
-  trap 'rm -rf "$stage"' EXIT
-  tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./runs \
-    --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$stage" -xf -
-  "$PREFIX/venv/bin/pip" install --quiet --upgrade pip "${PIP_ARGS[@]}"
-  "$PREFIX/venv/bin/pip" install --quiet --upgrade "${PIP_ARGS[@]}" "${stage}[monitor]"
-  rm -rf "$stage"
-fi
+install_venv monitor
 cp "$SRC/README.md" "$PREFIX/README.md"
 
 echo "== configuration in $CONF"
@@ -114,19 +97,13 @@ install -d -m 0750 "${OWN_STATE[@]}" "$STATE"
 echo "== systemd unit in $UNIT_DIR"
 mkdir -p "$UNIT_DIR"
 # The unit names the default locations; a moved one replaces its default.
-sed_text() { printf '%s' "$1" | sed 's/[|&\\]/\\&/g'; }  # a path as sed replacement text
 unit=$(mktemp)
 trap 'rm -f "$unit"' EXIT
 sed -e "s|/opt/maskdet-monitor|$(sed_text "$PREFIX")|g" \
   -e "s|/etc/maskdet-monitor|$(sed_text "$CONF")|g" \
   "$SRC/systemd/maskdet-monitor.service" >"$unit"
 install -m 0644 "$unit" "$UNIT_DIR/maskdet-monitor.service"
-if skipped systemctl; then
-  echo "   systemctl daemon-reload / enable skipped (MASKDET_SKIP)"
-else
-  systemctl daemon-reload
-  systemctl enable maskdet-monitor.service >/dev/null
-fi
+enable_unit maskdet-monitor.service
 
 # Checked with the secrets where systemd hands them over (the files are root's: checked as root).
 if [ -x "$PREFIX/venv/bin/maskdet" ]; then

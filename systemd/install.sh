@@ -52,9 +52,11 @@ SKIP=" ${MASKDET_SKIP:-} "
 read -r -a PIP_ARGS <<<"${MASKDET_PIP_ARGS:-}"
 SERVICE_USER=maskdet
 
+# shellcheck source=systemd/install-common.sh
+. "$SRC/systemd/install-common.sh"
+
 usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p;}' "$0"; }
 usage_error() { echo "install.sh: $*" >&2; echo "(install.sh --help tells the options)" >&2; exit 2; }
-skipped() { [[ $SKIP == *" $1 "* ]]; }
 
 CORAL="" CORAL_MAX=0 CORAL_EULA=0 CORAL_UNVERIFIED=0 CORAL_DEB=""
 while [ $# -gt 0 ]; do
@@ -72,12 +74,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-for step in ${MASKDET_SKIP:-}; do
-  case $step in
-    apt | user | pip | models | systemctl | udev) ;;
-    *) echo "MASKDET_SKIP: unknown step '$step' (apt user pip models systemctl udev)" >&2; exit 2 ;;
-  esac
-done
+check_skip_steps apt user pip models systemctl udev
 
 max_warning() {
   cat <<'WARN'
@@ -146,22 +143,7 @@ else
   done
 fi
 
-echo "== virtual environment in $PREFIX/venv"
-mkdir -p "$PREFIX"
-[ -x "$PREFIX/venv/bin/python" ] || "$PYTHON" -m venv --system-site-packages "$PREFIX/venv"
-if skipped pip; then
-  echo "   pip install skipped (MASKDET_SKIP)"
-else
-  # Built from a clean copy of the source: an in-tree build would leave build/ in the checkout,
-  # whose stale files a later build packs again.
-  stage=$(mktemp -d)
-  trap 'rm -rf "$stage"' EXIT
-  tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./runs \
-    --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$stage" -xf -
-  "$PREFIX/venv/bin/pip" install --quiet --upgrade pip "${PIP_ARGS[@]}"
-  "$PREFIX/venv/bin/pip" install --quiet --upgrade "${PIP_ARGS[@]}" "${stage}[pi]"
-  rm -rf "$stage"
-fi
+install_venv pi --system-site-packages
 mkdir -p "$PREFIX/models"
 cp -a "$SRC/models/." "$PREFIX/models/"
 cp "$SRC/README.md" "$PREFIX/README.md"
@@ -193,19 +175,13 @@ fi
 echo "== systemd unit in $UNIT_DIR"
 mkdir -p "$UNIT_DIR"
 # The unit names the default locations; a moved one replaces its default.
-sed_text() { printf '%s' "$1" | sed 's/[|&\\]/\\&/g'; }  # a path as sed replacement text
 unit=$(mktemp)
 trap 'rm -f "$unit"' EXIT
 sed -e "s|/opt/maskdet|$(sed_text "$PREFIX")|g" -e "s|/etc/maskdet|$(sed_text "$CONF")|g" \
   -e "s|^Environment=MASKDET_CACHE=/var/cache/maskdet\$|Environment=MASKDET_CACHE=$(sed_text "$CACHE_DIR")|" \
   "$SRC/systemd/maskdet.service" >"$unit"
 install -m 0644 "$unit" "$UNIT_DIR/maskdet.service"
-if skipped systemctl; then
-  echo "   systemctl daemon-reload / enable skipped (MASKDET_SKIP)"
-else
-  systemctl daemon-reload
-  systemctl enable maskdet.service >/dev/null
-fi
+enable_unit maskdet.service
 # ---- the Coral Edge TPU (--coral) -----------------------------------------------------------
 # The libedgetpu to install is a row of $PINS (columns: runtime runtime_version package
 # deb_version arch distro sha256 url) whose runtime is in the venv. Refusals stop here, before
