@@ -28,11 +28,11 @@ def evaluate_scores(sets, scores, threshold=None, validation_name=run_folder.VAL
     by the per-kind targets where validation knows each face's kind, else by balanced accuracy."""
     by_name = {s.name: s for s in sets}
     if threshold is None:
-        threshold = choose_threshold(by_name[validation_name], scores[validation_name])
+        threshold = shipped_threshold(by_name[validation_name], scores[validation_name])
     return {name: metrics.report(by_name[name].labels, scores[name], threshold) for name in scores}
 
 
-def choose_threshold(validation, scores):
+def shipped_threshold(validation, scores):
     """The threshold a model ships with, from its validation scores only."""
     if validation.kinds and all(validation.kinds):
         return metrics.choose_threshold_for_kinds(validation.labels, scores, validation.kinds,
