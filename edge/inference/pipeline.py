@@ -53,6 +53,14 @@ class FaceResult:
     reason: Optional[str] = None
     partial: bool = False  # the box touches or crosses the frame's edge: part of the face is cut
 
+    @property
+    def no_mask_score(self):
+        """The classifier's no-mask score (0.5 at the model's threshold) that the label and its
+        score came from; None for an `unknown` face."""
+        if self.score is None:
+            return None
+        return self.score if self.label == "no_mask" else 1.0 - self.score
+
     def as_dict(self):
         """The JSON form of DESIGN.md (`box` in whole pixels, scores to 4 decimals); an `unknown`
         face has `score: null` and a `reason`; a face cut by the frame's edge has `partial: true`."""

@@ -214,7 +214,7 @@ class PeopleInView:
         if face.score is None or face.partial:  # a face cut by the frame's edge decides nobody
             return None
         person.checked = Check(self.frames, now, track.box)
-        verdict = update_decision(person.decision, _no_mask_score(face), self.settings)
+        verdict = update_decision(person.decision, face.no_mask_score, self.settings)
         if not verdict:
             return None
         mean = person.decision.score
@@ -276,8 +276,3 @@ class PeopleInView:
         if len(times) < 2:
             return 0.0
         return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
-
-
-def _no_mask_score(face):
-    """The no-mask score (0.5: the model's threshold) a classified face's label and score say."""
-    return face.score if face.label == "no_mask" else 1.0 - face.score

@@ -79,3 +79,19 @@ def test_native_info_lines_are_logged_and_other_lines_reach_stderr_unchanged(cap
         ["TFLite: Created TensorFlow Lite XNNPACK delegate for CPU."]
     os.write(2, b"after\n")  # file descriptor 2 is back
     assert capfd.readouterr().err == "after\n"
+
+def test_a_face_result_carries_the_classifiers_no_mask_score_for_either_label(classifier):
+    hopper = cv2.imread(shared_path("data", "images", "grace_hopper.jpg"))
+    masked = cv2.imread(shared_path("data", "faces", "with_mask", "with_mask_0001.jpg"))
+    height, width = masked.shape[:2]
+    frames = {"no_mask": (hopper, (184, 120, 353, 334)),
+              "mask": (masked, (width * 0.15, height * 0.15, width * 0.85, height * 0.85))}
+    for label, (frame, box) in frames.items():
+        pipeline = FaceMaskPipeline(FixedDetector([Face(box, 0.9)]), classifier, min_face_size=32)
+        face, = pipeline.analyze(frame).faces
+        answer = classifier.classify_box(frame, box)
+        assert face.label == answer.label == label
+        assert face.no_mask_score == pytest.approx(answer.no_mask_score)
+    unknown, = FaceMaskPipeline(FixedDetector([Face((10, 10, 30, 40), 0.9)]), classifier,
+                                min_face_size=32).analyze(hopper).faces
+    assert unknown.no_mask_score is None
