@@ -1,4 +1,6 @@
 """MODEL_CARD.md: the shipped classifier's numbers, plots, data and limits, from its metadata."""
+from .defaults import AUGMENTED_VIEWS
+from .distill import DEFAULT_ALPHA
 from .targets import BALANCED_TARGETS, KIND_TARGETS
 
 # Runs made before `train` recorded how deep phase two went fine-tuned blocks 13-16.
@@ -131,6 +133,12 @@ def _trained(c):
         trained += f", {c['synthetic_below_nose']:,} synthetic masks below the nose"
     if c.get("synthetic_over_nose"):
         trained += f" and {c['synthetic_over_nose']:,} over it"
+    if c.get("detector_framed_faces"):
+        trained += f", {c['detector_framed_faces']:,} scene faces also cut by the detector's box"
+    if c.get("augmented_views") not in (None, AUGMENTED_VIEWS):
+        trained += f", {c['augmented_views']} augmented views per face"
+    if c.get("teacher") and c.get("label_weight") not in (None, DEFAULT_ALPHA):
+        trained += f", the label {c['label_weight']:g} of each target"
     return trained
 
 

@@ -145,6 +145,9 @@ def candidate_summary(meta):
             "teacher": _teacher_size(meta),
             "synthetic_below_nose": meta["training"].get("synthetic_below_nose", 0),
             "synthetic_over_nose": meta["training"].get("synthetic_over_nose", 0),
+            "detector_framed_faces": meta["training"].get("detector_framed_faces", 0),
+            "augmented_views": meta["training"].get("augmented_views"),
+            "label_weight": (meta["training"].get("distillation") or {}).get("alpha"),
             "first_tuned_block": meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
 
 

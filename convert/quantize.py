@@ -17,6 +17,7 @@ from edge.inference.preprocess import DEFAULT_MARGIN, PIXEL_MEAN, PIXEL_STD, nor
 from . import dataset, evaluate, metrics, run_folder
 from .evaluation_sets import read_split
 from .progress import progress
+from .scene_faces import is_detector_framed
 from .scorers import tflite_scorer
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,11 @@ def quality_gate(float_reports, int8_reports, max_loss=MAX_BALANCED_ACCURACY_LOS
                                + ". Use more or more varied calibration images (--calibration)")
 
 
+def detector_framed_count(run_dir):
+    """How many of the run's training faces are scene faces cut by the detector's box."""
+    return sum(is_detector_framed(path) for path, _ in read_split(run_dir)["train"])
+
+
 def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                  max_loss=MAX_BALANCED_ACCURACY_LOSS):
     """Quantize a training run's model, compare int8 with float, and write the int8 model and its
@@ -199,7 +205,8 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
         "training": {k: train_summary[k] for k in ("epochs", "augmented_views", "class_weights",
                                                    "first_tuned_block", "distillation",
                                                    "synthetic_below_nose", "synthetic_over_nose")
-                     if k in train_summary},
+                     if k in train_summary}
+        | {"detector_framed_faces": detector_framed_count(run_dir)},
         "calibration_images": calibration_count,
         "tools": tool_versions(),
     }

@@ -47,6 +47,13 @@ def held_out_photos(annotations_path, label, fraction, seed=0):
     return set(photos[:round(len(photos) * fraction)])
 
 
+def is_detector_framed(path):
+    """True for a scene face `export_scene_faces` cut by the detector's box (`<photo>__<i>d.png`)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    _, separator, index = stem.rpartition(GROUP_SEPARATOR)
+    return bool(separator) and index.endswith(DETECTOR_SUFFIX) and index[:-1].isdigit()
+
+
 def iter_scene_faces(annotations_path, min_size=32, margin=DEFAULT_MARGIN, photos=None,
                      skip_photos=()):
     """Yield (image name, face index, folder label, RGB crop) for faces whose shorter side is at

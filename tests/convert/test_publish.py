@@ -150,3 +150,20 @@ def test_of_two_runs_of_one_size_the_one_better_on_real_world_faces_wins_not_lat
     faster_by_far = measured(96, 0.6, masks=301, bare=44, below_nose=101, real=0.974)
     assert choose([other, better, faster_by_far])[0] is faster_by_far
     assert "count as one speed" in choose([other, better])[1]
+
+
+def test_the_card_names_each_runs_recipe_where_it_differs_from_the_default(tmp_path):
+    """Two runs of one recipe but for a detail must be told apart in the card by that detail."""
+    plain, other = fake_run(tmp_path, 128, 0.97, 0.96), fake_run(tmp_path, 160, 0.97, 0.96)
+    meta_path = tmp_path / "r160" / "mask_classifier.json"
+    meta = json.loads(meta_path.read_text())
+    meta["training"].update({"detector_framed_faces": 2345, "augmented_views": 4})
+    meta["training"]["distillation"]["alpha"] = 0.8
+    meta_path.write_text(json.dumps(meta))
+    publish([plain, other], str(tmp_path / "out"))
+    rows = {line[2:9]: line for line in (tmp_path / "out" / "MODEL_CARD.md").read_text().splitlines()
+            if line.startswith(("| 128x128", "| 160x160"))}
+    details = ("2,345 scene faces also cut by the detector's box", "4 augmented views per face",
+               "the label 0.8 of each target")
+    assert all(d in rows["160x160"] for d in details)
+    assert not any(d in rows["128x128"] for d in details)

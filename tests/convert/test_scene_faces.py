@@ -77,3 +77,17 @@ def test_both_framings_of_a_face_share_its_photo_and_so_its_side_of_the_split(tm
 def test_an_unknown_framing_is_named(tmp_path):
     with pytest.raises(DataError, match="framing.*annotation, detector"):
         export_scene_faces([_scene(tmp_path, [])], str(tmp_path / "out"), framings=("tight",))
+
+
+def test_detector_framed_faces_are_told_apart_by_name_and_counted_in_a_runs_training_side(tmp_path):
+    from convert.quantize import detector_framed_count
+    from convert.scene_faces import is_detector_framed
+
+    assert is_detector_framed("runs/x/with_mask/ilc2021-photo__3d.png")
+    for name in ("ilc2021-photo__3.png", "with_mask_0001.jpg", "ilc2021-d__3.png", "photo__d.png"):
+        assert not is_detector_framed(name)
+    split = {"train": [["s/with_mask/a-p__0.png", 0], ["s/with_mask/a-p__0d.png", 0],
+                       ["s/without_mask/a-q__1d.png", 1]],
+             "val": [["s/with_mask/a-r__0d.png", 0]]}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    assert detector_framed_count(str(tmp_path)) == 2
