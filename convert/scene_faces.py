@@ -7,8 +7,8 @@ import random
 import cv2
 import numpy as np
 
-from edge.bench.detector_recall import match
 from edge.errors import DataError
+from edge.inference.geometry import match_by_iou
 from edge.inference.preprocess import DEFAULT_MARGIN, crop_face
 
 from .dataset import FOLDER_LABELS, GROUP_SEPARATOR, read_rgb
@@ -92,8 +92,8 @@ def iter_detector_framed_faces(detector, annotations_path, min_size=24, margin=D
             continue
         found = detector.detect(np.ascontiguousarray(image[..., ::-1]))
         boxes = np.array([f.box for f in found], dtype=np.float64).reshape(-1, 4)
-        assigned, _ = match([f["box"] for f in entry["faces"]], boxes,
-                            [f.score for f in found], DETECTOR_MATCH_IOU)
+        assigned, _ = match_by_iou([f["box"] for f in entry["faces"]], boxes,
+                                   [f.score for f in found], DETECTOR_MATCH_IOU)
         for index, (face, detection) in enumerate(zip(entry["faces"], assigned)):
             if detection >= 0 and found[detection].size >= min_size:
                 yield entry["image"], index, face["label"], crop_face(

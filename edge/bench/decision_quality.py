@@ -18,12 +18,12 @@ import time
 import cv2
 import numpy as np
 
-from edge.bench.detector_recall import bin_name, match
+from edge.bench.detector_recall import bin_name
 from edge.bench.scene_quality import LABELS
 from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.classifier import MaskClassifier
 from edge.inference.detectors import DetectorSettings, create_detector
-from edge.inference.geometry import Face, iou
+from edge.inference.geometry import Face, iou, match_by_iou
 from edge.inference.images import read_image
 from edge.inference.pipeline import ClassifierSettings, is_partial
 from edge.paths import REPO_ROOT, shared_path
@@ -83,9 +83,9 @@ def bin_names(bins=GATE_BINS):
 
 
 def match_boxes(truth_boxes, boxes, scores, min_iou=MATCH_IOU):
-    """`detector_recall.match` at IoU `min_iou` (this bench matches at 0.4): the index of the
+    """`geometry.match_by_iou` at IoU `min_iou` (this bench matches at 0.4): the index of the
     detection matched to each truth box (-1 when none), and how many detections matched nothing."""
-    return match(truth_boxes, boxes, scores, min_iou)
+    return match_by_iou(truth_boxes, boxes, scores, min_iou)
 
 
 def cut_frame(image, box, border, fraction):

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from edge.inference.geometry import iou
+from edge.inference.geometry import match_by_iou
 from edge.inference.images import read_image
 
 SIZE_BINS = ((0, 24), (24, 48), (48, 96), (96, 100000))
@@ -17,23 +17,6 @@ GROUPS = {"with_mask": "masked", "without_mask": "unmasked", "mask_weared_incorr
 def bin_name(lo, hi):
     """`24-48 px` / `>= 96 px`."""
     return f">= {lo} px" if hi >= 100000 else f"{lo}-{hi} px"
-
-
-def match(truth_boxes, detection_boxes, detection_scores, min_iou=MATCH_IOU):
-    """Greedy IoU matching, best detections first: the index of the detection matched to each
-    truth box (-1 when none, or below `min_iou`), and the number of detections that matched
-    nothing."""
-    truth_boxes = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
-    assigned = np.full(len(truth_boxes), -1, dtype=np.int64)
-    for i in np.argsort(-np.asarray(detection_scores, dtype=np.float64), kind="stable"):
-        if not len(truth_boxes):
-            break
-        overlaps = iou(detection_boxes[i], truth_boxes)
-        overlaps[assigned >= 0] = 0.0
-        best = int(np.argmax(overlaps))
-        if overlaps[best] >= min_iou:
-            assigned[best] = i
-    return assigned, len(detection_boxes) - int(np.sum(assigned >= 0))
 
 
 def evaluate_detector(detector, annotations_path):
@@ -48,7 +31,8 @@ def evaluate_detector(detector, annotations_path):
         faces = detector.detect(image)
         times.append((time.perf_counter() - start) * 1000.0)
         boxes = np.array([f["box"] for f in entry["faces"]], dtype=np.float64).reshape(-1, 4)
-        assigned, extra = match(boxes, [f.box for f in faces], [f.score for f in faces])
+        assigned, extra = match_by_iou(boxes, [f.box for f in faces], [f.score for f in faces],
+                                       MATCH_IOU)
         unmatched += extra
         for face, ok in zip(entry["faces"], assigned >= 0):
             x1, y1, x2, y2 = face["box"]

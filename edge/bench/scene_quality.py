@@ -4,7 +4,8 @@ import os
 
 import numpy as np
 
-from edge.bench.detector_recall import match
+from edge.bench.detector_recall import MATCH_IOU
+from edge.inference.geometry import match_by_iou
 from edge.inference.images import read_image
 
 LABELS = {"with_mask": "mask", "without_mask": "no_mask", "mask_weared_incorrect": "no_mask"}
@@ -25,7 +26,8 @@ def evaluate_pipeline(pipeline, annotations_path, min_side=48):
             continue
         result = pipeline.analyze(read_image(os.path.join(root, entry["image"])))
         boxes = np.array([f["box"] for f in big], dtype=np.float64)
-        assigned, _ = match(boxes, [f.box for f in result.faces], [f.face_score for f in result.faces])
+        assigned, _ = match_by_iou(boxes, [f.box for f in result.faces],
+                                   [f.face_score for f in result.faces], MATCH_IOU)
         for face, index in zip(big, assigned):
             truth = LABELS[face["label"]]
             found[truth][0] += int(index >= 0)

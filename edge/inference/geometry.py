@@ -33,6 +33,23 @@ def iou(box, boxes):
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
+def match_by_iou(truth_boxes, detection_boxes, detection_scores, min_iou):
+    """Greedy IoU matching, best detections first: the index of the detection matched to each
+    truth box (-1 when none, or below `min_iou`), and the number of detections that matched
+    nothing."""
+    truth_boxes = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
+    assigned = np.full(len(truth_boxes), -1, dtype=np.int64)
+    for i in np.argsort(-np.asarray(detection_scores, dtype=np.float64), kind="stable"):
+        if not len(truth_boxes):
+            break
+        overlaps = iou(detection_boxes[i], truth_boxes)
+        overlaps[assigned >= 0] = 0.0
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= min_iou:
+            assigned[best] = i
+    return assigned, len(detection_boxes) - int(np.sum(assigned >= 0))
+
+
 def nms(boxes, scores, iou_threshold=0.3):
     """Indices kept by greedy non-maximum suppression, highest score first."""
     order = list(np.argsort(-np.asarray(scores), kind="stable"))

@@ -15,8 +15,7 @@ from tests.conftest import REPO_ROOT
 
 SYSTEMD = os.path.join(REPO_ROOT, "systemd")
 UNIT = os.path.join(SYSTEMD, "maskdet.service")
-SCRIPTS = ["systemd/install.sh", "systemd/install-monitor.sh", "systemd/install-common.sh",
-           "tools/setup.sh", ".ci/run"]
+SCRIPTS = ["systemd/install.sh", "systemd/install-common.sh", "tools/setup.sh", ".ci/run"]
 # systemd-analyze security: 0 (sandboxed) to 10 (exposed); the unit was 5.5 before its hardening.
 MAX_EXPOSURE = 3.0
 

@@ -38,11 +38,11 @@ def test_to_faces_clips_and_drops_degenerate_boxes():
 
 
 def test_matching_assigns_each_truth_box_its_best_free_detection():
-    from edge.bench.detector_recall import match
+    from edge.inference.geometry import match_by_iou
 
     truth = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], dtype=float)
     detections = [(1, 1, 11, 11), (0, 0, 10, 10), (21, 21, 31, 31), (80, 80, 90, 90)]
-    assigned, unmatched = match(truth, detections, [0.5, 0.9, 0.8, 0.7])
+    assigned, unmatched = match_by_iou(truth, detections, [0.5, 0.9, 0.8, 0.7], 0.3)
     assert assigned.tolist() == [1, 2, -1]
     assert unmatched == 2  # the weaker duplicate and the box on no face
 
