@@ -223,7 +223,7 @@ def render_markdown(results):
     results = upgrade_results(results)
     return f"""# Benchmarks
 
-Made by `maskdet bench` on {datetime.date.today().isoformat()}: {describe_machine()}. Every pipeline runs on
+Made by `maskdet bench` on {results.get("measured_on") or datetime.date.today().isoformat()}: {describe_machine()}. Every pipeline runs on
 **one thread** (TFLite `num_threads=1`, `cv2.setNumThreads(1)`, onnxruntime and TensorFlow
 intra/inter-op 1).
 Raw numbers: `benchmarks/results.json`. Classifier: `{os.path.relpath(results.get('classifier') or 'models')}`.

@@ -2,6 +2,7 @@
 runtime, and the baseline (res10 + float Keras MobileNetV2, the recipe of the best-known
 mask-detection project) on the same frames (one-face 720p video frames, photos of 4 to 8 faces);
 the classifier's cost per face, batched or not; JSON results and BENCHMARKS.md."""
+import datetime
 import importlib.util
 import json
 import logging
@@ -242,6 +243,8 @@ def run_bench(classifier_meta, out_json, out_markdown, per_video=60, backends=No
                 results[key] = value
     if daemon_minutes:
         results["daemon"] = run_daemon_bench(daemon_minutes, classifier_meta)
+    if core or daemon_minutes:
+        results["measured_on"] = datetime.date.today().isoformat()
     with open(out_json, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1)
     write_report(out_markdown, render_markdown(results))

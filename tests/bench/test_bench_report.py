@@ -88,6 +88,14 @@ def test_an_old_results_file_is_rewritten_with_the_baseline_key(tmp_path):
     assert "against the baseline's 5.00 fps" in out_md.read_text()
 
 
+def test_re_rendering_without_measuring_keeps_the_date_of_the_measurements(tmp_path):
+    out_json, out_md = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    out_json.write_text(json.dumps(dict(results_with("baseline"), measured_on="2026-01-02")))
+    run_bench(None, str(out_json), str(out_md), core=False)
+    assert "Made by `maskdet bench` on 2026-01-02:" in out_md.read_text()
+    assert json.loads(out_json.read_text())["measured_on"] == "2026-01-02"
+
+
 def test_the_backends_are_the_choices_of_the_command_line():
     from edge.cli import build_parser
 
