@@ -254,7 +254,8 @@ def _add_train(sub):
     p.add_argument("--weights", help="local ImageNet weights HDF5 (default: fetch-weights)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--views", type=int, default=defaults.AUGMENTED_VIEWS, help="augmented views per training image")
+    p.add_argument("--views", type=int, default=defaults.AUGMENTED_VIEWS,
+                   help="augmented views per training image")
     p.add_argument("--head-epochs", type=int, default=8)
     p.add_argument("--tune-epochs", type=int, default=12)
     p.add_argument("--first-tuned-block", type=int, default=9, choices=range(2, 17),
@@ -265,10 +266,11 @@ def _add_train(sub):
                    "teaches this one (distillation)")
     p.add_argument("--unlabelled", nargs="*", metavar="DIR", help="with --teacher: folders with "
                    "an unlabelled/ folder of faces (see unlabelled-faces) the student also learns from")
-    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="with --teacher: weight of the label "
-                   "in a labelled face's target, the rest is the teacher's score (default 0.5)")
-    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="with --teacher: softening of "
-                   "the teacher's scores (default 2)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="with --teacher: weight of "
+                   "the label in a labelled face's target, the rest is the teacher's score "
+                   "(default %(default)s)")
+    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                   help="with --teacher: softening of the teacher's scores (default %(default)s)")
     p.set_defaults(func=cmd_train)
 
 

@@ -48,7 +48,8 @@ def held_out_photos(annotations_path, label, fraction, seed=0):
 
 
 def is_detector_framed(path):
-    """True for a scene face `export_scene_faces` cut by the detector's box (`<photo>__<i>d.png`)."""
+    """True for a scene face `export_scene_faces` cut by the detector's box
+    (`<photo>__<i>d.png`)."""
     stem = os.path.splitext(os.path.basename(path))[0]
     _, separator, index = stem.rpartition(GROUP_SEPARATOR)
     return bool(separator) and index.endswith(DETECTOR_SUFFIX) and index[:-1].isdigit()

@@ -134,8 +134,9 @@ def _mask_twins(images, samples, seed, kinds):
     return out, made
 
 
-def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0, views=defaults.AUGMENTED_VIEWS,
-          head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5, patience=3, batch=64,
+def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
+          views=defaults.AUGMENTED_VIEWS, head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5,
+          patience=3, batch=64,
           limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teacher=None,
           unlabelled_roots=(), distill_alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE,
           synthetic_twins=tuple(SYNTHETIC_TWINS)):

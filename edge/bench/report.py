@@ -221,9 +221,10 @@ def daemon_section(d):
 def render_markdown(results):
     """The whole BENCHMARKS.md text (results with the older `seeds` key render too)."""
     results = upgrade_results(results)
+    measured_on = results.get("measured_on") or datetime.date.today().isoformat()
     return f"""# Benchmarks
 
-Made by `maskdet bench` on {results.get("measured_on") or datetime.date.today().isoformat()}: {describe_machine()}. Every pipeline runs on
+Made by `maskdet bench` on {measured_on}: {describe_machine()}. Every pipeline runs on
 **one thread** (TFLite `num_threads=1`, `cv2.setNumThreads(1)`, onnxruntime and TensorFlow
 intra/inter-op 1).
 Raw numbers: `benchmarks/results.json`. Classifier: `{os.path.relpath(results.get('classifier') or 'models')}`.

@@ -175,7 +175,8 @@ def test_the_card_names_each_runs_recipe_where_it_differs_from_the_default(tmp_p
     meta["training"]["distillation"]["alpha"] = 0.8
     meta_path.write_text(json.dumps(meta))
     publish([plain, other], str(tmp_path / "out"))
-    rows = {line[2:9]: line for line in (tmp_path / "out" / "MODEL_CARD.md").read_text().splitlines()
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    rows = {line[2:9]: line for line in card.splitlines()
             if line.startswith(("| 128x128", "| 160x160"))}
     details = ("2,345 scene faces also cut by the detector's box", "4 augmented views per face",
                "the label 0.8 of each target")
