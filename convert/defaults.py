@@ -23,8 +23,6 @@ def real_world_annotations():
     return shared_path("data", "scenes", "annotations.json")
 
 
-AUGMENTED_VIEWS = 3  # augmented views per training face (`train --views`)
-
 # Masks worn below the nose: a seeded part of the ilc2021 photos that show one is held out of
 # training, all faces of each photo, as the test set of that kind (issue 12).
 BELOW_NOSE_LABEL = "mask_weared_incorrect"

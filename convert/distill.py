@@ -14,13 +14,11 @@ import numpy as np
 from edge.errors import DataError
 from edge.inference.images import is_image_file
 
-from . import dataset, run_folder
+from . import dataset, recipe, run_folder
 from .progress import progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALPHA = 0.5  # weight of the label in a labelled face's target; the rest is the teacher's
-DEFAULT_TEMPERATURE = 2.0  # softens the teacher's score (Hinton et al.): its doubts carry over
 UNLABELLED = "unlabelled"  # the folder of unlabelled faces in a distillation data root
 
 
@@ -51,14 +49,15 @@ def teacher_probabilities(teacher_path, images, desc="teacher"):
     return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
-def soften(p_no_mask, temperature=DEFAULT_TEMPERATURE):
+def soften(p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):
     """Two-class probabilities [P(mask), P(no mask)] with the logit divided by `temperature`."""
     p = np.clip(np.asarray(p_no_mask, dtype=np.float64), 1e-6, 1 - 1e-6)
     soft = 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / temperature))
     return np.stack([1.0 - soft, soft], axis=1)
 
 
-def soft_targets(labels, p_no_mask, alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE):
+def soft_targets(labels, p_no_mask, alpha=recipe.DISTILL_ALPHA,
+                 temperature=recipe.DISTILL_TEMPERATURE):
     """Per face, alpha * one-hot(label) + (1 - alpha) * the softened teacher score; a label of
     -1 (no label) takes the softened teacher score alone. Rows sum to one."""
     labels = np.asarray(labels)

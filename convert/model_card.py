@@ -1,6 +1,5 @@
 """MODEL_CARD.md: the shipped classifier's numbers, plots, data and limits, from its metadata."""
-from .defaults import AUGMENTED_VIEWS
-from .distill import DEFAULT_ALPHA
+from .recipe import AUGMENTED_VIEWS, DISTILL_ALPHA
 from .targets import BALANCED_TARGETS, KIND_TARGETS
 
 # Runs made before `train` recorded how deep phase two went fine-tuned blocks 13-16.
@@ -137,7 +136,7 @@ def _trained(c):
         trained += f", {c['detector_framed_faces']:,} scene faces also cut by the detector's box"
     if c.get("augmented_views") not in (None, AUGMENTED_VIEWS):
         trained += f", {c['augmented_views']} augmented views per face"
-    if c.get("teacher") and c.get("label_weight") not in (None, DEFAULT_ALPHA):
+    if c.get("teacher") and c.get("label_weight") not in (None, DISTILL_ALPHA):
         trained += f", the label {c['label_weight']:g} of each target"
     return trained
 

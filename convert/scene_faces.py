@@ -13,10 +13,10 @@ from edge.inference.preprocess import DEFAULT_MARGIN, crop_face
 
 from .dataset import FOLDER_LABELS, GROUP_SEPARATOR, read_rgb
 from .progress import progress
+from .recipe import SCENE_FACE_FRAMINGS
 
 log = logging.getLogger(__name__)
 
-FRAMINGS = ("annotation", "detector")
 DETECTOR_MATCH_IOU = 0.4  # as the decisions bench matches a detection to an annotated face
 DETECTOR_SUFFIX = "d"  # `<photo>__<i>d.png`: face i of the photo, framed by the detector's box
 
@@ -117,9 +117,10 @@ def export_scene_faces(annotations_paths, out_dir, min_size=24, margin=DEFAULT_M
     detector draws around it (`<photo>__<i>d.png`), as the daemon frames faces.
     Returns {label folder: count}.
     """
-    unknown = sorted(set(framings) - set(FRAMINGS))
+    unknown = sorted(set(framings) - set(SCENE_FACE_FRAMINGS))
     if unknown or not framings:
-        raise DataError(f"framing {unknown or '(none)'}: choose from {', '.join(FRAMINGS)}")
+        raise DataError(f"framing {unknown or '(none)'}: choose from "
+                        f"{', '.join(SCENE_FACE_FRAMINGS)}")
     detector = None
     if "detector" in framings:
         from edge.inference.detectors import DetectorSettings, create_detector

@@ -16,9 +16,8 @@ import numpy as np
 
 from edge.inference.preprocess import normalize
 
-from . import dataset, defaults, model as model_lib, run_folder, weights
+from . import dataset, model as model_lib, recipe, run_folder, weights
 from .augment import augment
-from .distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from .progress import progress
 from .synthetic_masks import BELOW_NOSE, OVER_NOSE
 
@@ -135,10 +134,11 @@ def _mask_twins(images, samples, seed, kinds):
 
 
 def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
-          views=defaults.AUGMENTED_VIEWS, head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5,
+          views=recipe.AUGMENTED_VIEWS, head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5,
           patience=3, batch=64,
           limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teacher=None,
-          unlabelled_roots=(), distill_alpha=DEFAULT_ALPHA, temperature=DEFAULT_TEMPERATURE,
+          unlabelled_roots=(), distill_alpha=recipe.DISTILL_ALPHA,
+          temperature=recipe.DISTILL_TEMPERATURE,
           synthetic_twins=tuple(SYNTHETIC_TWINS)):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 

@@ -158,3 +158,19 @@ def test_maskdet_monitor_builds_its_options_without_the_inference_core():
                           cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--config" in proc.stdout and "LOADED []" in proc.stdout, proc.stdout
+
+
+def test_maskdet_convert_builds_its_options_without_numpy_opencv_or_tensorflow():
+    """`maskdet-convert --help` (and every command's parsing) reads the recipe's defaults from
+    convert/defaults.py, not from the modules that train."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from convert.cli import main\n"
+            "try:\n    main(['scene-faces', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('cv2', 'numpy', 'tensorflow')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--framing" in proc.stdout and "LOADED []" in proc.stdout, proc.stdout
