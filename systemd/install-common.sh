@@ -31,16 +31,14 @@ install_venv() {
   fi
   # Built from a clean copy of the source: an in-tree build would leave build/ in the checkout,
   # whose stale files a later build packs again.
-  local stage
-  stage=$(mktemp -d)
+  # (A global: the EXIT trap removes it if any step fails and `set -e` ends the script.)
+  STAGE=$(mktemp -d)
+  trap 'rm -rf "$STAGE"' EXIT
   tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./runs \
-    --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$stage" -xf -
-  if ! { "$PREFIX/venv/bin/pip" install --quiet --upgrade pip "${PIP_ARGS[@]}" &&
-    "$PREFIX/venv/bin/pip" install --quiet --upgrade "${PIP_ARGS[@]}" "${stage}[$extra]"; }; then
-    rm -rf "$stage"
-    return 1
-  fi
-  rm -rf "$stage"
+    --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$STAGE" -xf -
+  "$PREFIX/venv/bin/pip" install --quiet --upgrade pip "${PIP_ARGS[@]}"
+  "$PREFIX/venv/bin/pip" install --quiet --upgrade "${PIP_ARGS[@]}" "${STAGE}[$extra]"
+  rm -rf "$STAGE"
 }
 
 # daemon-reload and enable the unit, unless systemctl is skipped.

@@ -54,6 +54,19 @@ def installed(tmp_path_factory):
     return root, proc
 
 
+def test_a_failed_pip_install_stops_the_install_and_leaves_no_staged_source(tmp_path):
+    """pip cannot reach any index: install.sh exits non-zero before writing the unit, and the
+    copy of the source it staged for pip is removed."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = run_install(tmp_path, env={"MASKDET_PIP_ARGS": f"--no-index --find-links {temp}",
+                                      "TMPDIR": str(temp), "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert proc.returncode != 0, proc.stdout
+    assert "== virtual environment" in proc.stdout and "== systemd unit" not in proc.stdout
+    assert not (tmp_path / "units").exists()
+    assert list(temp.iterdir()) == []
+
+
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
