@@ -147,30 +147,30 @@ def test_there_is_no_import_cycle():
     assert not cycles, cycles
 
 
-def test_maskdet_monitor_builds_its_options_without_the_inference_core():
+def help_and_loaded(cli_module, argv, packages):
+    """A command line's --help text, run in a fresh interpreter, and the modules of `packages`
+    (top-level names or prefixes) that building its options loaded."""
     import subprocess
     import sys
 
-    code = ("import sys; from edge.cli import main\n"
-            "try:\n    main(['monitor', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in sys.modules if m.startswith(('edge.inference', 'cv2'))))")
+    code = (f"import sys; from {cli_module} import main\n"
+            f"try:\n    main({list(argv)!r})\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED', sorted(m for m in sys.modules if m.startswith({tuple(packages)!r})))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "--config" in proc.stdout and "LOADED []" in proc.stdout, proc.stdout
+    text, _, loaded = proc.stdout.rpartition("LOADED ")
+    return text, loaded.strip()
+
+
+def test_maskdet_monitor_builds_its_options_without_the_inference_core():
+    text, loaded = help_and_loaded("edge.cli", ["monitor", "--help"], ["edge.inference", "cv2"])
+    assert "--config" in text and loaded == "[]", loaded
 
 
 def test_maskdet_convert_builds_its_options_without_numpy_opencv_or_tensorflow():
-    """`maskdet-convert --help` (and every command's parsing) reads the recipe's defaults from
-    convert/defaults.py, not from the modules that train."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from convert.cli import main\n"
-            "try:\n    main(['scene-faces', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('cv2', 'numpy', 'tensorflow')))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "--framing" in proc.stdout and "LOADED []" in proc.stdout, proc.stdout
+    """`maskdet-convert` parses every command's options with the recipe's defaults from
+    convert/recipe.py, without loading the modules that train."""
+    text, loaded = help_and_loaded("convert.cli", ["scene-faces", "--help"],
+                                   ["cv2", "numpy", "tensorflow"])
+    assert "--framing" in text and loaded == "[]", loaded
