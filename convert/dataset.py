@@ -13,10 +13,17 @@ from edge.inference.preprocess import resize_square
 
 log = logging.getLogger(__name__)
 
-LABELS = ("mask", "no_mask")
-# Folder names of the public face-mask sets -> our label index. A mask worn below the nose does
-# not protect: it counts as no mask.
-FOLDER_LABELS = {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 1}
+# What is decided of a face, and the classes every metric counts: a mask worn below the nose does
+# not protect, so it is `no_mask` there.
+DECISIONS = ("mask", "no_mask")
+# The model's outputs: no mask comes in two kinds, which look nothing alike (issue 12). A model
+# with its own output for masks below the nose gives them their own boundary; P(no mask) is
+# everything but P(mask) (`no_mask_truth`, `scorers.no_mask_of`), so the threshold, the alert
+# and the metrics stay two-class. Models made before it have the first two outputs only.
+LABELS = ("mask", "no_mask", "mask_below_nose")
+MASK, BARE, BELOW_NOSE = range(len(LABELS))
+# Folder names of the public face-mask sets -> our label index.
+FOLDER_LABELS = {"with_mask": MASK, "without_mask": BARE, "mask_weared_incorrect": BELOW_NOSE}
 # Crops cut from one photo share the part of their name before this separator, so that a split
 # keeps all faces of one photo on the same side.
 GROUP_SEPARATOR = "__"
@@ -117,3 +124,9 @@ def fingerprint(samples):
 def class_counts(labels):
     """{label name: count} for an array of label indices."""
     return {name: int(np.sum(np.asarray(labels) == i)) for i, name in enumerate(LABELS)}
+
+
+def no_mask_truth(labels):
+    """The decision index (DECISIONS: 0 mask, 1 no mask) of each label index: both kinds of no
+    mask are no mask."""
+    return (np.asarray(labels) != MASK).astype(np.int64)

@@ -56,12 +56,27 @@ def soften(p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):
     return np.stack([1.0 - soft, soft], axis=1)
 
 
+def teacher_rows(labels, p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):
+    """The softened teacher score of each face over dataset.LABELS: P(mask) on `mask`, and
+    P(no mask) on the kind of no mask its label names (a mask below the nose), else on `no_mask`
+    (a bare face, a mask the teacher doubts, a face without a label). The teacher says whether a
+    mask protects; the label says which kind of no mask it is."""
+    labels = np.asarray(labels)
+    two = soften(p_no_mask, temperature)
+    rows = np.zeros((len(labels), len(dataset.LABELS)))
+    rows[:, dataset.MASK] = two[:, 0]
+    no_mask_column = np.where(labels == dataset.BELOW_NOSE, dataset.BELOW_NOSE, dataset.BARE)
+    rows[np.arange(len(labels)), no_mask_column] = two[:, 1]
+    return rows
+
+
 def soft_targets(labels, p_no_mask, alpha=recipe.DISTILL_ALPHA,
                  temperature=recipe.DISTILL_TEMPERATURE):
-    """Per face, alpha * one-hot(label) + (1 - alpha) * the softened teacher score; a label of
-    -1 (no label) takes the softened teacher score alone. Rows sum to one."""
+    """Per face, alpha * one-hot(label) + (1 - alpha) * the softened teacher score
+    (`teacher_rows`); a label of -1 (no label) takes the softened teacher score alone. Rows
+    sum to one, over dataset.LABELS."""
     labels = np.asarray(labels)
-    teacher = soften(p_no_mask, temperature)
+    teacher = teacher_rows(labels, p_no_mask, temperature)
     hard = np.zeros_like(teacher)
     known = labels >= 0
     hard[known, labels[known]] = 1.0

@@ -14,7 +14,8 @@ from .scene_faces import iter_scene_faces
 
 @dataclass
 class EvalSet:
-    """Named RGB uint8 images (any size) with label indices and a name for each image."""
+    """Named RGB uint8 images (any size) with their decision's index (dataset.DECISIONS: 0 mask,
+    1 no mask) and a name for each image."""
 
     name: str
     images: list
@@ -39,7 +40,8 @@ def split_set(run_dir, part="val", size=None, limit=None):
     entries = read_split(run_dir)[part][:limit]
     samples = [dataset.Sample(path, label, "") for path, label in entries]
     images, labels, kept = dataset.load_images(samples, size)
-    return EvalSet(run_folder.VALIDATION if part == "val" else part, list(images), labels,
+    return EvalSet(run_folder.VALIDATION if part == "val" else part, list(images),
+                   dataset.no_mask_truth(labels),
                    [s.path for s in kept], [kind_of_path(s.path) for s in kept])
 
 
@@ -62,7 +64,7 @@ def real_world_set(annotations, min_size=32, margin=DEFAULT_MARGIN, photos=None,
         kinds.append(label)
     if not images:
         raise DataError(f"no face of at least {min_size} px in {annotations}")
-    return EvalSet(name, images, np.array(labels), names, kinds)
+    return EvalSet(name, images, dataset.no_mask_truth(labels), names, kinds)
 
 
 def held_out_scenes_set(held_out, min_size=32, margin=DEFAULT_MARGIN):

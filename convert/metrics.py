@@ -1,12 +1,12 @@
 """Classification metrics over P(no mask) scores, in plain numpy (positive class: no_mask)."""
 import numpy as np
 
-from .dataset import FOLDER_LABELS, LABELS
+from .dataset import DECISIONS, FOLDER_LABELS, MASK
 
 
 def confusion(y_true, y_pred):
-    """2x2 counts, rows = truth, columns = prediction, in LABELS order."""
-    matrix = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    """2x2 counts, rows = truth, columns = prediction, in DECISIONS order."""
+    matrix = np.zeros((len(DECISIONS), len(DECISIONS)), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return matrix
 
@@ -14,7 +14,7 @@ def confusion(y_true, y_pred):
 def per_class(matrix):
     """{label: precision, recall, f1, support} from a confusion matrix."""
     out = {}
-    for i, name in enumerate(LABELS):
+    for i, name in enumerate(DECISIONS):
         tp = matrix[i, i]
         predicted, actual = matrix[:, i].sum(), matrix[i, :].sum()
         precision = tp / predicted if predicted else 0.0
@@ -34,7 +34,7 @@ def balanced_accuracy_of(matrix):
     """Mean of the per-class recalls of a confusion matrix (rows: true labels); a class with
     no faces is left out."""
     matrix = np.asarray(matrix)
-    recalls = [matrix[i, i] / matrix[i].sum() for i in range(len(LABELS)) if matrix[i].sum()]
+    recalls = [matrix[i, i] / matrix[i].sum() for i in range(len(DECISIONS)) if matrix[i].sum()]
     return float(np.mean(recalls))
 
 
@@ -74,7 +74,7 @@ def average_precision(y_true, scores):
 def share_right(kind, scores, threshold):
     """Share of faces of one annotation kind (`with_mask`, ...) called right at a threshold."""
     called_no_mask = np.asarray(scores, np.float64) >= threshold
-    right = called_no_mask if FOLDER_LABELS[kind] == 1 else ~called_no_mask
+    right = called_no_mask if FOLDER_LABELS[kind] != MASK else ~called_no_mask
     return float(np.mean(right))
 
 

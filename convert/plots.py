@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .dataset import LABELS  # noqa: E402
+from .dataset import DECISIONS  # noqa: E402
 
 
 def plot_training_curves(head_history, tune_history, path):
@@ -28,12 +28,12 @@ def plot_confusion(matrix, title, path):
     """A 2x2 confusion matrix with counts (rows: truth, columns: prediction)."""
     fig, ax = plt.subplots(figsize=(3.6, 3.2))
     ax.imshow(matrix, cmap="Blues")
-    for i in range(len(LABELS)):
-        for j in range(len(LABELS)):
+    for i in range(len(DECISIONS)):
+        for j in range(len(DECISIONS)):
             ax.text(j, i, str(int(matrix[i][j])), ha="center", va="center",
                     color="white" if matrix[i][j] > max(map(max, matrix)) / 2 else "black")
-    ax.set_xticks(range(len(LABELS)), LABELS)
-    ax.set_yticks(range(len(LABELS)), LABELS)
+    ax.set_xticks(range(len(DECISIONS)), DECISIONS)
+    ax.set_yticks(range(len(DECISIONS)), DECISIONS)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)

@@ -156,6 +156,15 @@ def detector_framed_count(run_dir):
     return sum(is_detector_framed(path) for path, _ in read_split(run_dir)["train"])
 
 
+def output_labels(model):
+    """The metadata's labels of a model's outputs (the first of dataset.LABELS, as many as it
+    has), the label it decides when a face has no mask, and the labels whose scores add up to
+    P(no mask): every label but mask."""
+    labels = list(dataset.LABELS[:int(model.output_shape[-1])])
+    return {"labels": labels, "positive_label": "no_mask",
+            "no_mask_labels": [label for label in labels if label != "mask"]}
+
+
 def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                  max_loss=MAX_BALANCED_ACCURACY_LOSS):
     """Quantize a training run's model, compare int8 with float, and write the int8 model and its
@@ -190,8 +199,7 @@ def quantize_run(run_dir, sets, name="mask_classifier", calibration_count=1000,
                   "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
                   "crop_margin": DEFAULT_MARGIN, "quantization": input_q},
         "output": {"quantization": output_q},
-        "labels": list(dataset.LABELS),
-        "positive_label": "no_mask",
+        **output_labels(model),
         "threshold": threshold,
         "score_scale": metrics.fit_score_scale(validation.labels, int8_scores[validation.name],
                                                threshold),

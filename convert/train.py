@@ -70,9 +70,16 @@ def _augmented_views(images, plan, size, seed):
 
 
 def class_weights(labels):
-    """Inverse-frequency weights, normalised so the mean weight is one."""
+    """Weights per label index, the mean weight one: masks weigh as much as all faces without a
+    mask together (as in a two-class model), and within those each kind of no mask (bare, below
+    the nose) as much as the other; each face of a class weighs the same."""
     counts = np.bincount(labels, minlength=len(dataset.LABELS)).astype(np.float64)
-    weights_ = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    present = counts > 0
+    kinds = present.copy()
+    kinds[dataset.MASK] = False  # the kinds of no mask that occur share their half
+    share = np.where(kinds, 0.5 / max(kinds.sum(), 1), 0.0)
+    share[dataset.MASK] = 0.5 if present[dataset.MASK] else 0.0
+    weights_ = share / share.sum() * counts.sum() / np.maximum(counts, 1)
     return {i: float(w) for i, w in enumerate(weights_)}
 
 
@@ -111,7 +118,8 @@ def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, 
 
 
 # The synthetic twins of each bare training face: how the mask is worn -> (label, folder).
-SYNTHETIC_TWINS = {BELOW_NOSE: (1, "synthetic_below_nose"), OVER_NOSE: (0, "synthetic_over_nose")}
+SYNTHETIC_TWINS = {BELOW_NOSE: (dataset.BELOW_NOSE, "synthetic_below_nose"),
+                   OVER_NOSE: (dataset.MASK, "synthetic_over_nose")}
 
 
 def _mask_twins(images, samples, seed, kinds):
@@ -147,7 +155,8 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     are distilled (`distill.soft_targets`) and the faces under `unlabelled_roots` join the
     training set with the teacher's scores as their targets. Every bare training face also gets
     a twin per kind of `synthetic_twins` (`synthetic_masks`): a mask drawn below its nose,
-    labelled no mask, and over its nose, labelled mask. Returns the run summary.
+    labelled as one, and over its nose, labelled mask. The model has an output per label of
+    dataset.LABELS. Returns the run summary.
     """
     import keras
 

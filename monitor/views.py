@@ -28,6 +28,7 @@ def event_view(row):
     return {"id": row["id"], "device": row["device"], "camera": row["camera"], "type": row["type"],
             "time": iso(row["time_ms"]), "received": iso(row["received_ms"]), "score": row["score"],
             "track_id": row["track_id"], "seq": row["seq"], "box": payload.get("box"),
+            "reason": payload.get("reason"),
             "snapshot": f"/api/snapshots/{row['snapshot_id']}" if row.get("snapshot_id") else None}
 
 

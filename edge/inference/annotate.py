@@ -8,6 +8,7 @@ import numpy as np
 
 COLOURS_BGR = {"mask": (60, 180, 60), "no_mask": (40, 40, 220), "unknown": (160, 160, 160)}
 CAPTIONS = {"mask": "Mask", "no_mask": "No mask", "unknown": "Unknown"}
+BELOW_NOSE_CAPTION = "Mask below nose"  # no mask, of the kind a three-output model tells
 IGNORED_BGR = (96, 96, 96)  # a face in an ignore region: a darker grey than `unknown`
 IGNORED_CAPTION = "Ignored"
 REGION_BGR = (210, 210, 210)  # an ignore region's outline, tint and label
@@ -20,16 +21,20 @@ def percent(score):
     return f"{score * 100:.1f}%"
 
 
-def describe(label, score):
-    """A label and its score as people read them: `No mask 97.3%`, `Mask 99.0%` or `Unknown`."""
+def describe(label, score, below_nose=None):
+    """A label and its score as people read them: `No mask 97.3%`, `Mask 99.0%` or `Unknown`;
+    `Mask below nose 88.0%` for no mask where the model says most of it is a mask below the
+    nose (`below_nose`: that share, None from a model that does not tell)."""
     if label == "unknown" or score is None:
         return CAPTIONS["unknown"]
-    return f"{CAPTIONS[label]} {percent(score)}"
+    below = label == "no_mask" and below_nose is not None and below_nose >= 0.5
+    return f"{BELOW_NOSE_CAPTION if below else CAPTIONS[label]} {percent(score)}"
 
 
 def caption(face):
-    """A face's label and score: `No mask 97.3%`, `Mask 99.0%` or `Unknown`."""
-    return describe(face.label, face.score)
+    """A face's label and score: `No mask 97.3%`, `Mask below nose 88.0%`, `Mask 99.0%` or
+    `Unknown`."""
+    return describe(face.label, face.score, face.below_nose)
 
 
 def _thickness(frame):

@@ -14,6 +14,7 @@ one invoke per face.
 import logging
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -51,15 +52,21 @@ def no_mask_score(no_mask_probability, threshold, scale=1.0):
     return 1.0 / (1.0 + math.exp(-scale * (_logit(p) - _logit(t))))
 
 
+# The label of a model that tells a mask worn below the nose from a bare face (convert/dataset).
+BELOW_NOSE = "mask_below_nose"
+
+
 @dataclass(frozen=True)
 class Classification:
     """A face's label (`mask` / `no_mask`), the score of that label (at least 0.5), the no-mask
-    score it came from (0.5 = the model's threshold) and the model's own P(no mask)."""
+    score it came from (0.5 = the model's threshold), the model's own P(no mask) and, from a
+    model that tells them apart, the share of it that is a mask worn below the nose."""
 
     label: str
     score: float
     no_mask_score: float
     no_mask_probability: float
+    below_nose: Optional[float] = None
 
 
 class MaskClassifier:
@@ -105,26 +112,39 @@ class MaskClassifier:
 
     def no_mask_probability(self, face_rgb):
         """P(no mask) for a face crop (any size, RGB uint8)."""
-        return self._probability(resize_square(face_rgb, self.meta.input_size))
+        return self.read_scores(self._scores(resize_square(face_rgb, self.meta.input_size)))[0]
 
-    def _probability(self, pixels_rgb):
-        scores = tensors.run_image(self.interpreter, pixels_rgb, self.meta.mean, self.meta.std)
-        return float(scores[self.meta.positive_index])
+    def _scores(self, pixels_rgb):
+        """The model's output for one input: a score per label of the metadata."""
+        return tensors.run_image(self.interpreter, pixels_rgb, self.meta.mean, self.meta.std)
 
-    def decide(self, no_mask_probability):
-        """Apply the metadata's threshold to a P(no mask): the label and its re-centred score."""
+    def read_scores(self, scores):
+        """(P(no mask), the share of it on a mask below the nose or None) of a row of scores:
+        P(no mask) is the sum of the no-mask labels' scores, so a two-class model reads its
+        `no_mask` output alone, and the share is None where the model has no such label."""
+        values = [float(scores[i]) for i in self.meta.no_mask_indices]
+        p = min(sum(values), 1.0)  # int8 scores may add up to a step above one
+        if BELOW_NOSE not in self.meta.no_mask_labels:
+            return p, None
+        below = values[self.meta.no_mask_labels.index(BELOW_NOSE)]
+        return p, (below / sum(values) if sum(values) > 0 else 0.0)
+
+    def decide(self, no_mask_probability, below_nose=None):
+        """Apply the metadata's threshold to a P(no mask): the label and its re-centred score
+        (`below_nose`: the share of a mask below the nose, kept as given)."""
         score = no_mask_score(no_mask_probability, self.meta.threshold, self.meta.score_scale)
         if no_mask_probability >= self.meta.threshold:
-            return Classification("no_mask", score, score, no_mask_probability)
-        return Classification("mask", 1.0 - score, score, no_mask_probability)
+            return Classification("no_mask", score, score, no_mask_probability, below_nose)
+        return Classification("mask", 1.0 - score, score, no_mask_probability, below_nose)
 
     def classify(self, face_rgb):
         """Label and score of one face crop."""
-        return self.decide(self.no_mask_probability(face_rgb))
+        return self.decide(*self.read_scores(self._scores(resize_square(face_rgb,
+                                                                        self.meta.input_size))))
 
     def classify_box(self, frame_bgr, box):
         """Label and score of the face at `box` in a BGR frame (one invoke)."""
-        return self.decide(self._probability(self._face_input(frame_bgr, box)))
+        return self.decide(*self.read_scores(self._scores(self._face_input(frame_bgr, box))))
 
     def classify_boxes(self, frame_bgr, boxes):
         """Label and score of each face box of a BGR frame, in order, as `classify_box` gives
@@ -136,8 +156,9 @@ class MaskClassifier:
                 inputs.append(self._face_input(frame_bgr, box))
             except DataError as exc:
                 inputs.append(exc)
-        probabilities = iter(self._probabilities([p for p in inputs if not isinstance(p, DataError)]))
-        return [p if isinstance(p, DataError) else self.decide(next(probabilities)) for p in inputs]
+        rows = iter(self._outputs([p for p in inputs if not isinstance(p, DataError)]))
+        return [p if isinstance(p, DataError) else self.decide(*self.read_scores(next(rows)))
+                for p in inputs]
 
     def _face_input(self, frame_bgr, box):
         """The model's input for the face at `box`, framed as in training (resized first, then
@@ -145,12 +166,12 @@ class MaskClassifier:
         crop = resize_square(crop_face(frame_bgr, box, self.meta.crop_margin), self.meta.input_size)
         return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
 
-    def _probabilities(self, inputs):
-        """P(no mask) of each input: through the model one by one while `_alone` says so, the
+    def _outputs(self, inputs):
+        """The scores of each input: through the model one by one while `_alone` says so, the
         rest in CPU batches."""
         done = []
         while len(done) < len(inputs) and self._alone(len(done), len(inputs) - len(done)):
-            done.append(self._probability(inputs[len(done)]))
+            done.append(self._scores(inputs[len(done)]))
         return done + self._batched(inputs[len(done):])
 
     def _alone(self, done, left):
@@ -166,11 +187,11 @@ class MaskClassifier:
         return done == 0 and placement.reason is not None
 
     def _batched(self, inputs):
-        """P(no mask) of each input, MAX_BATCH per invoke of the CPU batch interpreter; one by one
-        through the model where this runtime's batches fail."""
+        """The scores of each input, MAX_BATCH per invoke of the CPU batch interpreter; one by
+        one through the model where this runtime's batches fail."""
         batch = self._batch_interpreter() if inputs else None
         if batch is None:
-            return [self._probability(p) for p in inputs]
+            return [self._scores(p) for p in inputs]
         out = []
         for start in range(0, len(inputs), MAX_BATCH):
             chunk = inputs[start:start + MAX_BATCH]
@@ -178,8 +199,8 @@ class MaskClassifier:
                 scores = tensors.run_images(batch, chunk, self.meta.mean, self.meta.std)
             except (ValueError, RuntimeError) as exc:
                 self._refuse_batches(exc)
-                return out + [self._probability(p) for p in inputs[start:]]
-            out += [float(row[self.meta.positive_index]) for row in scores]
+                return out + [self._scores(p) for p in inputs[start:]]
+            out += list(scores)
         return out
 
     def _batch_interpreter(self):

@@ -32,6 +32,9 @@ class ClassifierMeta:
     crop_margin: float
     sha256: str
     score_scale: float = 1.0  # the no-mask score's log-odds factor, fitted on validation
+    # the labels whose scores add up to P(no mask); a model with one for masks worn below the
+    # nose has two (no_mask, mask_below_nose), older ones the positive label alone
+    no_mask_labels: tuple = ()
 
     @property
     def model_path(self):
@@ -39,9 +42,15 @@ class ClassifierMeta:
         return os.path.join(os.path.dirname(self.path), self.model_file)
 
     @property
-    def positive_index(self):
-        """Index of the positive label (`no_mask`) in the model's output."""
-        return self.labels.index(self.positive_label)
+    def no_mask_indices(self):
+        """Indices in the model's output of the labels that add up to P(no mask)."""
+        return tuple(self.labels.index(label) for label in self.no_mask_labels or
+                     (self.positive_label,))
+
+    @property
+    def kinds_of_no_mask(self):
+        """True when the model tells the kinds of no mask apart (more than one no-mask label)."""
+        return len(self.no_mask_indices) > 1
 
 
 REMAKE = "re-create it with `maskdet-convert quantize`"
@@ -126,6 +135,7 @@ def load_classifier_meta(path):
     if positive not in labels:
         raise ModelError(f"{path}: positive_label {positive!r} is not one of labels {list(labels)}")
     threshold = float(_number(data, path, "threshold", low=0.0, high=1.0, open_interval=True))
+    no_mask_labels = _no_mask_labels(data, path, labels, positive)
     model_file = _text(data, path, "files", "int8")
     sha256 = _text(data, path, "sha256", model_file)
     return ClassifierMeta(
@@ -141,4 +151,22 @@ def load_classifier_meta(path):
         sha256=sha256,
         score_scale=float(_number(data, path, "score_scale", low=0.05, high=20.0))
         if "score_scale" in data else 1.0,
+        no_mask_labels=no_mask_labels,
     )
+
+
+def _no_mask_labels(data, path, labels, positive):
+    """The metadata's `no_mask_labels` (the positive label alone when absent): labels of the
+    model, the positive one among them, not every label (a face must be able to be masked)."""
+    if "no_mask_labels" not in data:
+        return (positive,)
+    value = data["no_mask_labels"]
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(label, str) and label for label in value):
+        raise _bad(path, ("no_mask_labels",), "a list of label names", value)
+    unknown = [label for label in value if label not in labels]
+    if unknown or positive not in value or len(set(value)) != len(value) or \
+            len(value) >= len(labels):
+        raise ModelError(f"{path}: no_mask_labels {value} must name, once each, some of labels "
+                         f"{list(labels)}: {positive!r} and not all of them; {REMAKE}")
+    return tuple(value)

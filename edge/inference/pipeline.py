@@ -52,6 +52,8 @@ class FaceResult:
     face_score: float
     reason: Optional[str] = None
     partial: bool = False  # the box touches or crosses the frame's edge: part of the face is cut
+    # of P(no mask), the share on a mask worn below the nose (a model that tells it; else None)
+    below_nose: Optional[float] = None
 
     @property
     def no_mask_score(self):
@@ -70,6 +72,8 @@ class FaceResult:
             out["reason"] = self.reason
         if self.partial:
             out["partial"] = True
+        if self.below_nose is not None:
+            out["below_nose"] = json_score(self.below_nose)
         return out
 
 
@@ -170,7 +174,8 @@ class FaceMaskPipeline:
         if isinstance(answer, DataError):
             log.debug("face %s not classified: %s", face.box, answer)
             return FaceResult(face.box, UNKNOWN, None, face.score, str(answer), partial)
-        return FaceResult(face.box, answer.label, answer.score, face.score, partial=partial)
+        return FaceResult(face.box, answer.label, answer.score, face.score, partial=partial,
+                          below_nose=answer.below_nose)
 
 
 def build_pipeline(detector=DetectorSettings(), classifier=ClassifierSettings(),

@@ -327,7 +327,8 @@ class Daemon:
                             result.ignored, self.ignore[frame.camera].polygons)
         every_box = [f.box for f in result.faces + result.ignored]
         for d in decisions:
-            log.info("camera %s: person %d %s (%.2f)", frame.camera, d.track_id, d.kind, d.score)
+            said = d.kind if d.reason in (None, d.kind) else f"{d.kind} ({d.reason})"
+            log.info("camera %s: person %d %s (%.2f)", frame.camera, d.track_id, said, d.score)
             self._publish_decision(frame, d, every_box)
 
     def _context(self, camera):
@@ -346,7 +347,7 @@ class Daemon:
                                                          faces)
         self._publish_event(frame.camera, payloads.event(
             d.kind, frame.camera, d.track_id, d.score, d.box, self.config.device_id,
-            now=frame.captured_at, event_id=event_id, context=context))
+            now=frame.captured_at, event_id=event_id, context=context, reason=d.reason))
 
     def _publish_happenings(self, name, view):
         """Departures and alert clearings of a camera as events."""

@@ -4,8 +4,9 @@ message per entity on `<discovery_prefix>/<platform>/<unique_id>/config`.
 Per camera: the alert (binary_sensor, problem), the camera's connectivity (binary_sensor,
 connectivity), people in view, people without a mask since start and frames per second
 (sensors), a switch to mute its buzzer and one to pause its detection (commands on
-`<prefix>/<device_id>/<camera>/set`), and, when snapshots are published, the last snapshot (an
-`image` entity). Every entity belongs to one HA device with `model` and `sw_version`.
+`<prefix>/<device_id>/<camera>/set`), each person decided without a mask (an `event` entity whose
+event type is the decision's kind: a bare face or a mask worn below the nose), and, when
+snapshots are published, the last snapshot (an `image` entity). Every entity belongs to one HA device with `model` and `sw_version`.
 
 The keys follow Home Assistant's current MQTT schemas (2025.10 and later): `default_entity_id`
 (`<platform>.<object id>`) instead of the deprecated `object_id`, full key names (no
@@ -13,6 +14,7 @@ abbreviations), and an `origin`. tests/service/test_discovery.py checks every pa
 allow-list per platform taken from the HA documentation.
 """
 import edge
+from edge.service.payloads import REASONS
 
 MANUFACTURER = "maskdet"
 MODEL = "face-mask detector (Raspberry Pi)"
@@ -75,10 +77,27 @@ def camera_entities(base, device, camera, snapshots=False):
         _switch(base, device, camera, "pause", f"{camera} pause detection", "paused",
                 "mdi:pause-circle", command),
     ]
+    entities.append(_no_mask_event(base, device, camera))
     if snapshots:
         entities.append(_entity("image", base, device, camera, "snapshot", f"{camera} last snapshot",
                                 image_topic=f"{base}/{camera}/snapshot", content_type="image/jpeg"))
     return entities
+
+
+# The camera's events rendered for HA's event entity: a no_mask decision becomes its kind (the
+# event's `reason`; `no_mask` from a model that does not tell the kinds apart), with the person
+# and the score as attributes; every other event renders `{}`, which HA ignores.
+NO_MASK_EVENT_TEMPLATE = (
+    "{% if value_json.type == 'no_mask' %}"
+    '{"event_type": "{{ value_json.reason | default(\'no_mask\') }}", '
+    '"track_id": {{ value_json.track_id }}, "score": {{ value_json.score }}}'
+    "{% else %}{}{% endif %}")
+
+
+def _no_mask_event(base, device, camera):
+    return _entity("event", base, device, camera, "no_mask", f"{camera} person without a mask",
+                   state_topic=f"{base}/{camera}/event", event_types=list(REASONS),
+                   icon="mdi:face-mask-outline", value_template=NO_MASK_EVENT_TEMPLATE)
 
 
 def _switch(base, device, camera, command, name, field, icon, command_topic):

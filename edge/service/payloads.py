@@ -4,7 +4,9 @@ Events are of four types: the decisions `no_mask` and `mask` about a person, `pe
 decided person leaves the view, and `alert_cleared` when a camera's alert ends. Each carries `id`
 (unique), `seq` (added by the publisher), `type`, `camera`, `time`, `device`, and, from this
 version on, what a monitor needs to read it: `frame_size` (the frame the box refers to),
-`model`, `detector` and `sw_version`; a decision names its `snapshot` when one is taken.
+`model`, `detector` and `sw_version`; a decision names its `snapshot` when one is taken, and a
+`no_mask` decision from a model that tells them apart its `reason` (a bare face or a mask worn
+below the nose).
 """
 import datetime
 import json
@@ -14,6 +16,8 @@ import uuid
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
 DECISIONS = ("no_mask", "mask")
 EVENT_TYPES = DECISIONS + ("person_left", "alert_cleared")
+# The kinds of no mask a `no_mask` decision may name (`reason`): a bare face, a mask below the nose.
+REASONS = ("no_mask", "mask_below_nose")
 
 
 def utc_now_iso(now=None):
@@ -27,12 +31,18 @@ def _box(box):
     return [int(round(v)) for v in box]
 
 
-def event(kind, camera, track_id, score, box, device, now=None, event_id=None, context=None):
+def event(kind, camera, track_id, score, box, device, now=None, event_id=None, context=None,
+          reason=None):
     """One decision about one person (the publisher adds `seq` when it stores it). `context`:
-    the fields every event of this daemon carries (`event_context`), and `snapshot` if any."""
-    return dict({"id": event_id or uuid.uuid4().hex, "type": kind, "camera": camera,
-                 "track_id": int(track_id), "score": round(float(score), 4), "box": _box(box),
-                 "time": utc_now_iso(now), "device": device}, **(context or {}))
+    the fields every event of this daemon carries (`event_context`), and `snapshot` if any;
+    `reason`: of a `no_mask` decision from a model that tells them apart, which kind of no mask
+    (REASONS)."""
+    payload = {"id": event_id or uuid.uuid4().hex, "type": kind, "camera": camera,
+               "track_id": int(track_id), "score": round(float(score), 4), "box": _box(box),
+               "time": utc_now_iso(now), "device": device}
+    if reason is not None:
+        payload["reason"] = reason
+    return dict(payload, **(context or {}))
 
 
 def person_left(camera, departure, device, context=None, event_id=None):

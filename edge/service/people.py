@@ -30,14 +30,20 @@ RECHECK_IOU = 0.5  # a decided face whose box overlaps its last classified box l
 PICTURE_HINT = "add an ignore region (cameras[].ignore_regions) if this is a picture"
 
 
+# Why a person is decided no_mask, from a model that tells the kinds apart (`reason_of`).
+BELOW_NOSE, BARE = "mask_below_nose", "no_mask"
+
+
 @dataclass(frozen=True)
 class Decision:
-    """A decision to publish: which track, what, how sure, where."""
+    """A decision to publish: which track, what, how sure, where, and for `no_mask` from a
+    model that tells the kinds apart, which kind (`mask_below_nose` / `no_mask`)."""
 
     track_id: int
     kind: str
     score: float
     box: tuple
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,23 @@ class Person:
     checked: Optional[Check] = None
     picture: bool = False  # still for decision.still_face_s: not counted, no alert
     warned: bool = False  # the picture warning was logged (once per track)
+    # running mean (the decision's smoothing) of the below-the-nose share of the faces called
+    # no_mask; None until the model gave one
+    below_nose: Optional[float] = None
+
+    def note_kind(self, face, smoothing):
+        """Fold in a classified face's kind of no mask, when it was called no_mask."""
+        if face.label != "no_mask" or face.below_nose is None:
+            return
+        self.below_nose = face.below_nose if self.below_nose is None else \
+            smoothing * face.below_nose + (1 - smoothing) * self.below_nose
+
+    def reason_of(self, verdict):
+        """The kind of no mask of a `no_mask` verdict: the one most of its faces showed; None
+        for `mask` or where the model does not tell."""
+        if verdict != "no_mask" or self.below_nose is None:
+            return None
+        return BELOW_NOSE if self.below_nose >= 0.5 else BARE
 
     @property
     def unmasked(self):
@@ -214,13 +237,15 @@ class PeopleInView:
         if face.score is None or face.partial:  # a face cut by the frame's edge decides nobody
             return None
         person.checked = Check(self.frames, now, track.box)
+        person.note_kind(face, self.settings.smoothing)
         verdict = update_decision(person.decision, face.no_mask_score, self.settings)
         if not verdict:
             return None
         mean = person.decision.score
         self._count(person, verdict)
         person.score = mean if verdict == "no_mask" else 1.0 - mean
-        return Decision(track.track_id, verdict, person.score, track.box)
+        return Decision(track.track_id, verdict, person.score, track.box,
+                        person.reason_of(verdict))
 
     def _leave(self, track, person):
         """Note the departure of a decided person (an undecided face leaving is not news)."""

@@ -59,7 +59,9 @@
     return `${(s / 86400).toFixed(1)} days ago`;
   }
 
-  const decisionText = (type) => ({ no_mask: "no mask", mask: "mask" }[type] || type);
+  // A no_mask decision may say which kind (`reason`): a mask worn below the nose is named.
+  const decisionText = (type, reason) => reason === "mask_below_nose" ? "no mask (below the nose)"
+    : ({ no_mask: "no mask", mask: "mask" }[type] || type);
 
   async function getJSON(url) {
     const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -155,7 +157,7 @@
       : el("span", { class: "badge clear" }, cam.alert_cleared ? `clear since ${localTime(cam.alert_cleared)}` : "clear");
     const accel = cam.accelerator ? `${cam.accelerator}${cam.cause ? " (" + cam.cause + ")" : ""}` : "?";
     const last = cam.last_event
-      ? `${decisionText(cam.last_event.type)}, ${ago(cam.last_event.time)}` : "none yet";
+      ? `${decisionText(cam.last_event.type, cam.last_event.reason)}, ${ago(cam.last_event.time)}` : "none yet";
     return el("div", { class: "camera", "data-camera": cam.camera },
       el("div", { class: "head" }, el("span", { class: "name" }, cam.camera), alert),
       el("div", { class: "facts" },
@@ -213,7 +215,7 @@
     return el("tr", { "data-id": e.id, class: fresh ? "new" : null },
       el("td", { title: e.time }, localTime(e.time)),
       el("td", {}, e.device), el("td", {}, e.camera),
-      el("td", {}, el("span", { class: `badge ${e.type}` }, decisionText(e.type))),
+      el("td", {}, el("span", { class: `badge ${e.type}` }, decisionText(e.type, e.reason))),
       el("td", {}, e.score === null || e.score === undefined ? "" : `${Math.round(e.score * 100)} %`),
       el("td", { class: "snap" }, snap));
   }

@@ -23,7 +23,10 @@ def test_folders_map_to_labels_and_incorrect_masks_count_as_no_mask(tmp_path):
     (tmp_path / "with_mask" / "notes.txt").write_text("not an image")
     samples = dataset.list_samples([str(tmp_path)])
     assert len(samples) == 6
-    assert dataset.class_counts([s.label for s in samples]) == {"mask": 3, "no_mask": 3}
+    labels = [s.label for s in samples]
+    assert dataset.class_counts(labels) == {"mask": 3, "no_mask": 2, "mask_below_nose": 1}
+    # a mask below the nose has its own output but is decided no mask
+    assert list(dataset.no_mask_truth(labels)) == [0, 0, 0, 1, 1, 1]
 
 
 def test_root_without_label_folders_is_a_clear_error(tmp_path):
@@ -38,7 +41,8 @@ def test_split_is_stratified_deterministic_and_seeded(tmp_path):
     make_tree(tmp_path, {"with_mask": 50, "without_mask": 30})
     samples = dataset.list_samples([str(tmp_path)])
     train, val = dataset.split_samples(samples, 0.2, seed=1)
-    assert dataset.class_counts([s.label for s in val]) == {"mask": 10, "no_mask": 6}
+    assert dataset.class_counts([s.label for s in val]) == {"mask": 10, "no_mask": 6,
+                                                           "mask_below_nose": 0}
     assert not {s.path for s in train} & {s.path for s in val}
     again = dataset.split_samples(samples, 0.2, seed=1)[1]
     other = dataset.split_samples(samples, 0.2, seed=2)[1]

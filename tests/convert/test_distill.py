@@ -9,11 +9,14 @@ from convert.scene_faces import held_out_photos
 
 
 def test_soft_targets_mix_the_label_with_the_softened_teacher_score():
-    targets = soft_targets([0, 1, -1], [0.9, 0.9, 0.2], alpha=0.5, temperature=1.0)
+    targets = soft_targets([0, 1, -1, 2], [0.9, 0.9, 0.2, 0.7], alpha=0.5, temperature=1.0)
     assert np.allclose(targets.sum(axis=1), 1.0)
-    assert targets[0] == pytest.approx([0.5 + 0.5 * 0.1, 0.5 * 0.9])  # label mask, teacher doubts
-    assert targets[1] == pytest.approx([0.5 * 0.1, 0.5 + 0.5 * 0.9])
-    assert targets[2] == pytest.approx([0.8, 0.2])  # no label: the teacher alone
+    # label mask, the teacher doubts: its P(no mask) goes to a bare face
+    assert targets[0] == pytest.approx([0.5 + 0.5 * 0.1, 0.5 * 0.9, 0.0])
+    assert targets[1] == pytest.approx([0.5 * 0.1, 0.5 + 0.5 * 0.9, 0.0])
+    assert targets[2] == pytest.approx([0.8, 0.2, 0.0])  # no label: the teacher alone
+    # a mask below the nose: the teacher's P(no mask) goes to the kind the label names
+    assert targets[3] == pytest.approx([0.5 * 0.3, 0.0, 0.5 + 0.5 * 0.7])
 
 
 def test_a_temperature_above_one_softens_without_changing_the_side():

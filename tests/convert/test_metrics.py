@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from convert import metrics
+from convert.dataset import no_mask_truth
 
 
 def test_confusion_and_balanced_accuracy():
@@ -54,7 +55,7 @@ def test_the_threshold_for_kinds_lifts_the_rare_kind_that_balanced_accuracy_drow
     kinds = ["with_mask"] * 100 + ["without_mask"] * 100 + ["mask_weared_incorrect"] * 10
     scores = np.r_[np.linspace(0.0, 0.2, 90), np.linspace(0.32, 0.48, 10),
                    np.linspace(0.8, 1.0, 100), np.linspace(0.3, 0.5, 10)]
-    y = np.array([metrics.FOLDER_LABELS[k] for k in kinds])
+    y = no_mask_truth([metrics.FOLDER_LABELS[k] for k in kinds])
     targets = {"with_mask": 0.98, "without_mask": 0.97, "mask_weared_incorrect": 0.90}
 
     def worst(t):
@@ -73,7 +74,7 @@ def test_the_threshold_for_kinds_lifts_the_rare_kind_that_balanced_accuracy_drow
 def test_with_no_threshold_meeting_every_target_the_worst_kind_is_brought_closest():
     kinds = ["with_mask"] * 10 + ["mask_weared_incorrect"] * 10
     scores = np.r_[np.linspace(0.0, 0.9, 10), np.linspace(0.05, 0.95, 10)]  # interleaved
-    y = np.array([metrics.FOLDER_LABELS[k] for k in kinds])
+    y = no_mask_truth([metrics.FOLDER_LABELS[k] for k in kinds])
     targets = {"with_mask": 0.98, "mask_weared_incorrect": 0.90}
     t = metrics.choose_threshold_for_kinds(y, scores, kinds, targets)
     margins = {k: metrics.share_right(k, scores[i:i + 10], t) - targets[k]

@@ -81,6 +81,30 @@ def test_published_model_runs_on_the_edge_classifier(smoke):
     assert result.score >= 0.5
 
 
+def test_the_model_has_an_output_for_masks_below_the_nose_and_the_pi_adds_them_up(smoke):
+    """A run trained now has three outputs (mask, no_mask, mask_below_nose); its metadata says
+    so, and the Pi's P(no mask) is the sum of the two kinds, the share of the second kept."""
+    import numpy as np
+
+    from edge.inference import tensors
+    from edge.inference.classifier import MaskClassifier
+    from edge.inference.preprocess import resize_square
+
+    _, out, _ = smoke
+    meta = json.loads((out / "mask_classifier.json").read_text())
+    assert meta["labels"] == ["mask", "no_mask", "mask_below_nose"]
+    assert meta["no_mask_labels"] == ["no_mask", "mask_below_nose"]
+    clf = MaskClassifier.open(out / "mask_classifier.json")
+    assert clf.meta.kinds_of_no_mask
+    faces = [np.random.default_rng(i).integers(0, 256, (90, 80, 3), np.uint8) for i in range(4)]
+    for face in faces:
+        row = tensors.run_image(clf.interpreter, resize_square(face, clf.meta.input_size),
+                                clf.meta.mean, clf.meta.std)
+        answer = clf.classify(face)
+        assert answer.no_mask_probability == pytest.approx(min(row[1] + row[2], 1.0))
+        assert answer.below_nose == pytest.approx(row[2] / (row[1] + row[2]))
+
+
 def test_check_edgetpu_passes_on_the_smoke_model(smoke):
     _, out, _ = smoke
     proc = run_cli("-m", "convert.cli", "check-edgetpu", "--json", str(out / "mask_classifier_int8.tflite"))

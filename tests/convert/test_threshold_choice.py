@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 
 from convert import evaluate, metrics
+from convert.dataset import no_mask_truth
 from convert.evaluation_sets import EvalSet, split_set
 from convert.targets import TARGET_OF_KIND
 from tests.conftest import shared_path
@@ -32,7 +33,7 @@ def test_the_validation_split_knows_each_faces_kind_from_its_folder(tmp_path):
 
 
 def validation(kinds, scores):
-    labels = np.array([metrics.FOLDER_LABELS[k] if k else 0 for k in kinds])
+    labels = no_mask_truth([metrics.FOLDER_LABELS[k] if k else 0 for k in kinds])
     return EvalSet("validation", [None] * len(kinds), labels, [str(i) for i in range(len(kinds))],
                    kinds), np.asarray(scores)
 

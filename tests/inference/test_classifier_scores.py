@@ -139,3 +139,30 @@ def test_a_bad_score_scale_is_named(tmp_path, bad):
 
     with pytest.raises(ModelError, match="score_scale"):
         MaskClassifier.open(shipped_meta_with(tmp_path, score_scale=bad), CPU_1)
+
+
+def test_a_two_class_model_reads_its_no_mask_output_alone(classifier):
+    """A model made before masks below the nose had their own output (the shipped one, whose
+    metadata has no `no_mask_labels`): P(no mask) is its `no_mask` score, no kind is said."""
+    from edge.inference import tensors
+
+    assert classifier.meta.labels == ("mask", "no_mask")
+    assert not classifier.meta.kinds_of_no_mask
+    frame = cv2.imread(shared_path("data", "images", "four_faces.jpg"))
+    for box in FOUR_FACES_BOXES:
+        pixels = classifier._face_input(frame, box)
+        row = tensors.run_image(classifier.interpreter, pixels, classifier.meta.mean,
+                                classifier.meta.std)
+        answer = classifier.classify_box(frame, box)
+        assert answer.no_mask_probability == pytest.approx(float(row[1]))
+        assert answer.below_nose is None
+
+
+@pytest.mark.parametrize("bad", [["mask", "no_mask"], ["x"], [], "no_mask", ["no_mask", "no_mask"]])
+def test_bad_no_mask_labels_are_named(tmp_path, bad):
+    """The labels that add up to P(no mask) must be the model's, include the positive label and
+    leave a label for masks."""
+    from edge.errors import ModelError
+
+    with pytest.raises(ModelError, match="no_mask_labels"):
+        MaskClassifier.open(shipped_meta_with(tmp_path, no_mask_labels=bad), CPU_1)

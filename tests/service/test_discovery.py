@@ -33,9 +33,10 @@ PLATFORMS = {
                         "payload_off", "payload_on", "retain", "state_off", "state_on",
                         "state_topic", "value_template"},
     "image": COMMON | {"content_type", "image_encoding", "image_topic", "url_template", "url_topic"},
+    "event": COMMON | {"state_topic", "event_types", "device_class", "value_template"},
 }
 REQUIRED = {"binary_sensor": {"state_topic"}, "sensor": {"state_topic"},
-            "switch": {"command_topic"}, "image": set()}
+            "switch": {"command_topic"}, "image": set(), "event": {"state_topic", "event_types"}}
 DEPRECATED = {"object_id", "last_reset_topic", "via_hub", "json_attributes"}
 DEVICE_KEYS = {"identifiers", "connections", "manufacturer", "model", "model_id", "name",
                "hw_version", "serial_number", "sw_version", "via_device", "suggested_area",
@@ -67,7 +68,7 @@ def test_each_camera_has_its_entities_on_one_device():
         assert {(p, f"{camera}_{w}") for p, w in [
             ("binary_sensor", "alert"), ("binary_sensor", "camera"), ("sensor", "in_view"),
             ("sensor", "without_mask"), ("sensor", "fps"), ("switch", "mute"),
-            ("switch", "pause"), ("image", "snapshot")]} <= found
+            ("switch", "pause"), ("event", "no_mask"), ("image", "snapshot")]} <= found
     devices = {json.dumps(p["device"], sort_keys=True) for _, _, p in entities()}
     assert len(devices) == 1
     device = json.loads(devices.pop())
@@ -115,7 +116,7 @@ def test_a_camera_removed_by_a_reload_loses_its_entities():
         f"homeassistant/{p}/maskdet_pi_1_side_{w}/config" for p, w in [
             ("binary_sensor", "alert"), ("binary_sensor", "camera"), ("sensor", "in_view"),
             ("sensor", "without_mask"), ("sensor", "fps"), ("switch", "mute"),
-            ("switch", "pause"), ("image", "snapshot")]}
+            ("switch", "pause"), ("event", "no_mask"), ("image", "snapshot")]}
 
 
 def test_the_templates_render_a_real_state_payload():
@@ -125,7 +126,7 @@ def test_the_templates_render_a_real_state_payload():
     jsonschema.validate(state, payloads.load_schema("state"))
     rendered = {}
     for platform, uid, payload in entities():
-        if "value_template" in payload:
+        if "value_template" in payload and payload["state_topic"].endswith("/state"):
             rendered[uid] = env.from_string(payload["value_template"]).render(value_json=state)
     assert rendered["maskdet_pi_1_door_alert"] == "ON"
     assert rendered["maskdet_pi_1_door_camera"] == "ON"
@@ -144,3 +145,28 @@ def test_the_switches_send_valid_commands():
                 camera, changes = parse_command(payload["command_topic"], sent.encode(),
                                                 "maskdet/pi-1", ["door", "side"])
                 assert list(changes.values()) == [value] and uid.endswith(f"{camera}_{list(changes)[0]}")
+
+
+def test_the_no_mask_event_entity_renders_each_kind_and_ignores_other_events():
+    """Rendered as HA renders it (Jinja2) against real event payloads: a no_mask decision is an
+    event of its kind (`no_mask` when the model does not tell the kinds apart) with the person
+    and score as attributes; a mask decision and the other events render `{}`, which HA's event
+    entity ignores."""
+    jinja2 = pytest.importorskip("jinja2")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    [(_, _, entity)] = [e for e in entities() if e[0] == "event" and "_door_" in e[1]]
+    assert entity["state_topic"] == "maskdet/pi-1/door/event"
+    template = env.from_string(entity["value_template"])
+    cases = [(payloads.event("no_mask", "door", 3, 0.93, (1, 2, 3, 4), "pi-1",
+                             reason="mask_below_nose"), "mask_below_nose"),
+             (payloads.event("no_mask", "door", 4, 0.81, (1, 2, 3, 4), "pi-1"), "no_mask"),
+             (payloads.event("mask", "door", 5, 0.9, (1, 2, 3, 4), "pi-1"), None)]
+    for event, kind in cases:
+        jsonschema.validate(dict(event, seq=1), payloads.load_schema("event"))
+        rendered = json.loads(template.render(value_json=event))
+        if kind is None:
+            assert rendered == {}
+        else:
+            assert rendered == {"event_type": kind, "track_id": event["track_id"],
+                                "score": event["score"]}
+            assert kind in entity["event_types"]

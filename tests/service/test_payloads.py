@@ -28,6 +28,19 @@ def test_a_wrong_event_fails_the_schema():
         validate("event", {**bad, "type": "mask"})
 
 
+@pytest.mark.parametrize("reason", payloads.REASONS)
+def test_a_no_mask_event_may_say_which_kind_of_no_mask(reason):
+    event = dict(payloads.event("no_mask", "door", 3, 0.93, (1, 2, 3, 4), "pi-1", reason=reason),
+                 seq=1)
+    validate("event", event)
+    assert event["reason"] == reason
+    assert "reason" not in payloads.event("no_mask", "door", 3, 0.93, (1, 2, 3, 4), "pi-1")
+    for wrong in ({**event, "reason": "chin"}, {**event, "type": "mask"},
+                  {**event, "type": "alert_cleared"}):
+        with pytest.raises(jsonschema.ValidationError):
+            validate("event", wrong)
+
+
 def test_state_and_stats_payloads_match_their_schemas():
     validate("state", payloads.state(True, 5, 2, 1, 14.5, "cpu", True))
     validate("stats", payloads.stats({"detect": {"median": 4.1, "p90": 6.0}}, {"door": 3}, 0, 0, 12.3))

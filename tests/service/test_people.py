@@ -289,3 +289,34 @@ def test_the_live_view_shows_a_decided_person_between_checks_with_the_decision()
     new = FaceResult((500, 100, 560, 170), "unknown", None, 0.9, "smaller than 32 px")
     view.observe([face, new], 0.24)
     assert view.as_shown([face, new])[1] is new  # undecided: as it is
+
+
+def below_nose(share, p=0.95, box=BOX):
+    return FaceResult(box, "no_mask", p, 0.9, below_nose=share)
+
+
+def decisions_of(view, frames, start=0.0):
+    return [d for i, faces in enumerate(frames) for d in view.observe(faces, start + i * 0.1)]
+
+
+@pytest.mark.parametrize("share, reason", [(0.9, "mask_below_nose"), (0.1, "no_mask")])
+def test_a_no_mask_decision_says_which_kind_its_faces_showed(share, reason):
+    settings = DecisionSettings(smoothing=0.4, min_frames=3, no_mask_above=0.7, mask_below=0.3)
+    view = PeopleInView("door", settings)
+    [decision] = decisions_of(view, [[below_nose(share)]] * 5)
+    assert (decision.kind, decision.reason) == ("no_mask", reason)
+
+
+def test_the_kind_follows_the_faces_called_no_mask_not_the_masked_ones():
+    """A person masked first (the model's small no-mask share there says little) who then pulls
+    the mask below the nose: the no_mask decision says mask_below_nose; a model that does not
+    tell the kinds apart (share None) gives no reason, and a mask decision never has one."""
+    settings = DecisionSettings(smoothing=0.4, min_frames=3, no_mask_above=0.7, mask_below=0.3)
+    view = PeopleInView("door", settings)
+    masked_faces = [[FaceResult(BOX, "mask", 0.95, 0.9, below_nose=0.05)]] * 4
+    decided = decisions_of(view, masked_faces + [[below_nose(0.8)]] * 6)
+    assert [(d.kind, d.reason) for d in decided] == [("mask", None),
+                                                    ("no_mask", "mask_below_nose")]
+    plain = PeopleInView("door", settings)
+    [decision] = decisions_of(plain, [[unmasked()]] * 5)
+    assert (decision.kind, decision.reason) == ("no_mask", None)

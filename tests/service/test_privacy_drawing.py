@@ -50,3 +50,16 @@ def test_a_jpeg_carries_its_comment_and_still_decodes():
     assert jpeg_comment(data) == "maskdet snapshot abc"
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (200, 500, 3)
     assert jpeg_comment(encode_jpeg(noisy(), 80)) is None
+
+
+def test_a_face_the_model_sees_a_mask_below_the_nose_on_is_captioned_so():
+    """The caption an installer reads in annotated output: the kind of no mask when the model
+    tells it (its share at least one half), the plain label otherwise."""
+    from edge.inference.annotate import caption
+    from edge.inference.pipeline import FaceResult
+
+    box = (10, 10, 60, 70)
+    assert caption(FaceResult(box, "no_mask", 0.88, 0.9, below_nose=0.7)) == "Mask below nose 88.0%"
+    assert caption(FaceResult(box, "no_mask", 0.88, 0.9, below_nose=0.3)) == "No mask 88.0%"
+    assert caption(FaceResult(box, "no_mask", 0.88, 0.9)) == "No mask 88.0%"
+    assert caption(FaceResult(box, "mask", 0.9, 0.9, below_nose=0.9)) == "Mask 90.0%"
