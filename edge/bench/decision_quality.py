@@ -178,6 +178,8 @@ def gate_records(classifier, image, faces, boxes, scores, threshold, min_iou=MAT
                         "annotated_side": shorter_side(face["box"]),
                         "p_no_mask": round(verdict.no_mask_probability, 4),
                         "no_mask_score": round(verdict.no_mask_score, 4),
+                        "below_nose": None if verdict.below_nose is None
+                        else round(verdict.below_nose, 4),
                         "correct": verdict.label == LABELS[face["label"]],
                         "partial": bool(is_partial(box, image.shape))})
     return records
@@ -383,6 +385,23 @@ def band_table(records, min_face_size, settings=DecisionSettings()):
             "min_face_size": min_face_size, "table": table}
 
 
+NO_MASK_KINDS = ("without_mask", "mask_weared_incorrect")
+
+
+def kind_table(records, min_face_size):
+    """Of the whole faces at or above the size gate that the classifier calls no_mask, per
+    annotated kind of no mask, how many it names a mask below the nose (its share at least one
+    half): what a no_mask event's `reason` would say. None from a model that does not tell."""
+    if not any(r.get("below_nose") is not None for r in records):
+        return None
+    called = [r for r in records if r["side"] >= min_face_size and not r["partial"]
+              and r.get("below_nose") is not None and r["no_mask_score"] >= 0.5]
+    table = {kind: {"named_below_nose": sum(r["below_nose"] >= 0.5 for r in called
+                                            if r["kind"] == kind),
+                    "n": sum(r["kind"] == kind for r in called)} for kind in NO_MASK_KINDS}
+    return {"min_face_size": min_face_size, "table": table}
+
+
 def threshold_table(photo_dets, thresholds, min_face_size, min_iou=MATCH_IOU):
     """Per threshold: recall by kind and annotated size (RECALL_BINS), and false faces per photo
     (detections that match no annotated face, unannotated background faces included), all and
@@ -521,6 +540,7 @@ def run(classifier_path, limit=None, videos=VIDEOS, video_step=VIDEO_STEP, video
                         "table": cut_table,
                         "recommendation": recommend_partial(cut_table)},
         "band": band_table(gate, min_face),
+        "kinds": kind_table(gate, min_face),
     }
     results["seconds"] = round(time.perf_counter() - start, 1)
     return results

@@ -59,6 +59,8 @@ def render_markdown(results, figures=()):
     lines += _border_section(results["border_cuts"]) + [""]
     if "band" in results:
         lines += _band_section(results["band"]) + [""]
+    if results.get("kinds"):
+        lines += _kind_section(results["kinds"]) + [""]
     lines += [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
 
@@ -177,6 +179,15 @@ def _band_section(section):
                     [f"{c['right']} / {c['wrong']} / {c['undecided']} of {c['n']}"
                      for c in (by_kind[k] for k in KINDS)])
     return lines + _table(["scale"] + list(KINDS), rows)
+
+
+def _kind_section(section):
+    lines = ["## 5. The kind of no mask: what a `no_mask` event's reason says", "",
+             f"Whole faces at or above the size gate ({section['min_face_size']} px) that the "
+             "classifier calls `no_mask`, by their annotated kind: how many it names a mask worn "
+             "below the nose (`reason: mask_below_nose`); the rest it names a bare face.", ""]
+    rows = [[kind, f"{c['named_below_nose']} of {c['n']}"] for kind, c in section["table"].items()]
+    return lines + _table(["annotated kind", "named a mask below the nose"], rows)
 
 
 # --- figures -----------------------------------------------------------------------------------

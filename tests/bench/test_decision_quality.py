@@ -143,6 +143,24 @@ def test_the_band_decides_a_face_as_a_person_scoring_so_every_frame_would_be():
     assert score["without_mask"] == {"right": 1, "wrong": 0, "undecided": 0, "n": 1}
 
 
+def test_the_kind_table_counts_what_the_reason_would_say_of_faces_called_no_mask():
+    def face(kind, score, below, side=60, partial=False):
+        return {"kind": kind, "no_mask_score": score, "below_nose": below, "side": side,
+                "partial": partial}
+
+    records = [face("mask_weared_incorrect", 0.9, 0.8), face("mask_weared_incorrect", 0.7, 0.3),
+               face("mask_weared_incorrect", 0.2, 0.9),  # called mask: no reason
+               face("without_mask", 0.95, 0.1), face("without_mask", 0.95, 0.6),
+               face("without_mask", 0.95, 0.9, side=20), face("without_mask", 0.95, 0.9, partial=True)]
+    table = dq.kind_table(records, min_face_size=40)["table"]
+    assert table["mask_weared_incorrect"] == {"named_below_nose": 1, "n": 2}
+    assert table["without_mask"] == {"named_below_nose": 1, "n": 2}
+    two_class = [dict(r, below_nose=None) for r in records]
+    assert dq.kind_table(two_class, min_face_size=40) is None
+    lines = "\n".join(report._kind_section({"min_face_size": 40, "table": table}))
+    assert "| mask_weared_incorrect | 1 of 2 |" in lines
+
+
 def test_a_false_face_counts_when_it_lasts_the_frames_a_decision_needs():
     still = Face((10.0, 10.0, 60.0, 60.0), 0.65)
     moved = Face((200.0, 10.0, 250.0, 60.0), 0.65)
