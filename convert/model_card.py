@@ -128,6 +128,8 @@ def _metrics_table(meta):
 def _trained(c):
     """How a candidate was trained, in words."""
     trained = f"distilled from {c['teacher']}" if c.get("teacher") else "on the labels"
+    if c.get("outputs", 2) > 2:
+        trained += ", an output of its own for masks below the nose"
     if c.get("synthetic_below_nose"):
         trained += f", {c['synthetic_below_nose']:,} synthetic masks below the nose"
     if c.get("synthetic_over_nose"):
@@ -156,6 +158,15 @@ def _run_row(c):
 
 RUN_HEADER = ["| input | trained | fine-tuned blocks | validation balanced acc. (int8) | real-world balanced acc. (int8) | masks below the nose called no_mask (held out) | CPU int8 latency, 1 thread (median / p90) | file size |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+
+def _kinds_line(meta):
+    """What the card says of a model with an output per kind of no mask (none for two)."""
+    kinds = meta.get("no_mask_labels", [])
+    if len(kinds) < 2:
+        return ""
+    return (f"\n  P(no_mask) is the sum of {' and '.join(f'`{k}`' for k in kinds)}: a mask worn "
+            "below the nose has its own output, and a `no_mask` event says which kind (`reason`).")
 
 
 def _selection_table(meta):
@@ -213,7 +224,7 @@ that run, and `{meta['name']}.json` holds them all.
 - Input: `[1, {size}, {size}, 3]` uint8 RGB, a face box squared and widened by
   {meta['input']['crop_margin']} of its side on each side (`edge/inference/preprocess.py`); quantization scale
   {q_in['scale']:.6f}, zero point {q_in['zero_point']} (pixels are fed unnormalised).
-- Output: uint8 scores for `{meta['labels']}`, scale {q_out['scale']:.6f}, zero point {q_out['zero_point']}.
+- Output: uint8 scores for `{meta['labels']}`, scale {q_out['scale']:.6f}, zero point {q_out['zero_point']}.{_kinds_line(meta)}
 - Decision: `no_mask` when P(no_mask) >= **{meta['threshold']:.4f}**, chosen on the validation
   split alone (never on a test set): the threshold that brings the worst kind of face (masks,
   bare faces, masks below the nose) closest to its target (`convert/targets.py`). The Pi reports the

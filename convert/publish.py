@@ -157,6 +157,7 @@ def candidate_summary(meta):
             "detector_framed_faces": meta["training"].get("detector_framed_faces", 0),
             "augmented_views": meta["training"].get("augmented_views"),
             "label_weight": (meta["training"].get("distillation") or {}).get("alpha"),
+            "outputs": len(meta["labels"]),
             "first_tuned_block": meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
 
 

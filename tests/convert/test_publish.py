@@ -173,12 +173,23 @@ def test_the_card_names_each_runs_recipe_where_it_differs_from_the_default(tmp_p
     meta = json.loads(meta_path.read_text())
     meta["training"].update({"detector_framed_faces": 2345, "augmented_views": 4})
     meta["training"]["distillation"]["alpha"] = 0.8
+    meta["labels"] = ["mask", "no_mask", "mask_below_nose"]
+    meta["no_mask_labels"] = ["no_mask", "mask_below_nose"]
     meta_path.write_text(json.dumps(meta))
     publish([plain, other], str(tmp_path / "out"))
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
     rows = {line[2:9]: line for line in card.splitlines()
             if line.startswith(("| 128x128", "| 160x160"))}
     details = ("2,345 scene faces also cut by the detector's box", "4 augmented views per face",
-               "the label 0.8 of each target")
+               "the label 0.8 of each target", "an output of its own for masks below the nose")
     assert all(d in rows["160x160"] for d in details)
     assert not any(d in rows["128x128"] for d in details)
+
+
+def test_the_card_of_a_three_output_model_says_how_p_no_mask_is_read():
+    from convert.model_card import _kinds_line
+
+    assert _kinds_line({"labels": ["mask", "no_mask"]}) == ""
+    line = _kinds_line({"labels": ["mask", "no_mask", "mask_below_nose"],
+                        "no_mask_labels": ["no_mask", "mask_below_nose"]})
+    assert "sum of `no_mask` and `mask_below_nose`" in line and "reason" in line
