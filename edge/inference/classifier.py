@@ -137,14 +137,17 @@ class MaskClassifier:
             return Classification("no_mask", score, score, no_mask_probability, below_nose)
         return Classification("mask", 1.0 - score, score, no_mask_probability, below_nose)
 
+    def _answer(self, scores):
+        """The Classification of one row of the model's scores."""
+        return self.decide(*self.read_scores(scores))
+
     def classify(self, face_rgb):
         """Label and score of one face crop."""
-        return self.decide(*self.read_scores(self._scores(resize_square(face_rgb,
-                                                                        self.meta.input_size))))
+        return self._answer(self._scores(resize_square(face_rgb, self.meta.input_size)))
 
     def classify_box(self, frame_bgr, box):
         """Label and score of the face at `box` in a BGR frame (one invoke)."""
-        return self.decide(*self.read_scores(self._scores(self._face_input(frame_bgr, box))))
+        return self._answer(self._scores(self._face_input(frame_bgr, box)))
 
     def classify_boxes(self, frame_bgr, boxes):
         """Label and score of each face box of a BGR frame, in order, as `classify_box` gives
@@ -157,8 +160,7 @@ class MaskClassifier:
             except DataError as exc:
                 inputs.append(exc)
         rows = iter(self._outputs([p for p in inputs if not isinstance(p, DataError)]))
-        return [p if isinstance(p, DataError) else self.decide(*self.read_scores(next(rows)))
-                for p in inputs]
+        return [p if isinstance(p, DataError) else self._answer(next(rows)) for p in inputs]
 
     def _face_input(self, frame_bgr, box):
         """The model's input for the face at `box`, framed as in training (resized first, then
