@@ -89,3 +89,20 @@ def test_incorrectly_worn_masks_get_more_augmented_views():
     plan = view_plan(samples, 2).tolist()
     boost = FOLDER_VIEW_BOOST["mask_weared_incorrect"]
     assert boost > 1 and plan.count(0) == 2 and plan.count(2) == 2 and plan.count(1) == 2 * boost
+
+
+@pytest.mark.parametrize("counts", [(100, 60, 20), (100, 60, 0), (30, 10, 90)])
+def test_class_weights_keep_masks_against_no_mask_at_one_half_and_the_kinds_even(counts):
+    """As in a two-class model, all masks weigh as much as all faces without a mask; within
+    those, bare faces and masks below the nose weigh alike (a kind with no face takes nothing)."""
+    import numpy as np
+
+    from convert.train import class_weights
+
+    labels = np.repeat(np.arange(3), counts)
+    weights = class_weights(labels)
+    total = {k: weights[k] * n for k, n in enumerate(counts)}
+    assert sum(total.values()) == pytest.approx(len(labels))  # the mean weight is one
+    assert total[0] == pytest.approx(total[1] + total[2])
+    kinds = [total[k] for k in (1, 2) if counts[k]]
+    assert kinds == pytest.approx([kinds[0]] * len(kinds))
