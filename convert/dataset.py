@@ -66,18 +66,19 @@ def list_samples(roots):
 
 
 def split_samples(samples, val_fraction=0.2, seed=0):
-    """Deterministic split stratified by label; samples of one group stay on one side."""
+    """Deterministic split stratified by label; samples of one group stay on one side, also
+    when they carry different labels (the faces of one photo): a group's side is drawn with
+    the first label it has, and the later labels draw among the groups still without one."""
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"validation fraction {val_fraction} must lie between 0 and 1")
-    train, val = [], []
+    in_val = {}  # group -> on the validation side
     for label in sorted({s.label for s in samples}):
-        groups = sorted({s.group for s in samples if s.label == label})
+        groups = sorted({s.group for s in samples if s.label == label} - in_val.keys())
         random.Random(f"{seed}:{label}").shuffle(groups)
         n_val = max(1, round(len(groups) * val_fraction)) if len(groups) > 1 else 0
-        val_groups = set(groups[:n_val])
-        for sample in samples:
-            if sample.label == label:
-                (val if sample.group in val_groups else train).append(sample)
+        in_val.update((group, i < n_val) for i, group in enumerate(groups))
+    train = [s for s in samples if not in_val[s.group]]
+    val = [s for s in samples if in_val[s.group]]
     return train, val
 
 

@@ -214,7 +214,7 @@ def cmd_classify(args):
             print(json.dumps({"image": path, "label": c.label, "score": json_score(c.score)}),
                   flush=True)
         else:
-            print(f"{path}: {describe(c.label, c.score, c.below_nose)}", flush=True)
+            print(f"{path}: {describe(c.label, c.score, c.kind)}", flush=True)
 
     images, errors = expand_inputs(args.images)
     return _each_image(images, handle, errors)

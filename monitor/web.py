@@ -45,8 +45,9 @@ SSE_PING_S = 15.0
 LOGIN_FAILURE_DELAY_S = 1.0
 ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 PUBLIC_PATHS = ("/login", "/static/")
-CSV_COLUMNS = ("id", "time", "device", "camera", "type", "reason", "score", "track_id", "seq", "box",
-               "received", "snapshot")
+# (new columns go last: a reader may pick columns by position)
+CSV_COLUMNS = ("id", "time", "device", "camera", "type", "score", "track_id", "seq", "box", "received",
+               "snapshot", "reason")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
                                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "

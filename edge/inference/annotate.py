@@ -21,20 +21,19 @@ def percent(score):
     return f"{score * 100:.1f}%"
 
 
-def describe(label, score, below_nose=None):
+def describe(label, score, kind=None):
     """A label and its score as people read them: `No mask 97.3%`, `Mask 99.0%` or `Unknown`;
-    `Mask below nose 88.0%` for no mask where the model says most of it is a mask below the
-    nose (`below_nose`: that share, None from a model that does not tell)."""
+    `Mask below nose 88.0%` for no mask of that kind (`kind`: `classifier.no_mask_kind`)."""
     if label == "unknown" or score is None:
         return CAPTIONS["unknown"]
-    below = label == "no_mask" and below_nose is not None and below_nose >= 0.5
+    below = label == "no_mask" and kind == "mask_below_nose"
     return f"{BELOW_NOSE_CAPTION if below else CAPTIONS[label]} {percent(score)}"
 
 
 def caption(face):
     """A face's label and score: `No mask 97.3%`, `Mask below nose 88.0%`, `Mask 99.0%` or
-    `Unknown`."""
-    return describe(face.label, face.score, face.below_nose)
+    `Unknown` (`face`: anything with box, label, score and kind, as FaceResult)."""
+    return describe(face.label, face.score, face.kind)
 
 
 def _thickness(frame):

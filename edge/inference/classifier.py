@@ -56,6 +56,15 @@ def no_mask_score(no_mask_probability, threshold, scale=1.0):
 BELOW_NOSE = "mask_below_nose"
 
 
+def no_mask_kind(label, below_nose):
+    """The kind of no mask of a face labelled `label` whose share of a mask below the nose is
+    `below_nose`: `mask_below_nose` from one half up, else `no_mask` (a bare face); None for a
+    face not called no_mask or from a model that does not tell the kinds apart."""
+    if label != "no_mask" or below_nose is None:
+        return None
+    return BELOW_NOSE if below_nose >= 0.5 else "no_mask"
+
+
 @dataclass(frozen=True)
 class Classification:
     """A face's label (`mask` / `no_mask`), the score of that label (at least 0.5), the no-mask
@@ -67,6 +76,12 @@ class Classification:
     no_mask_score: float
     no_mask_probability: float
     below_nose: Optional[float] = None
+
+    @property
+    def kind(self):
+        """`mask_below_nose` / `no_mask` for a face called no_mask by a model that tells the
+        kinds apart, else None (`no_mask_kind`)."""
+        return no_mask_kind(self.label, self.below_nose)
 
 
 class MaskClassifier:

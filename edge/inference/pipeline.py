@@ -12,7 +12,7 @@ import numpy as np
 
 from edge.errors import DataError
 from edge.inference.accelerator import AcceleratorSettings
-from edge.inference.classifier import MaskClassifier
+from edge.inference.classifier import MaskClassifier, no_mask_kind
 from edge.inference.detectors import DetectorSettings, create_detector
 from edge.inference.edgetpu_worker import EdgeTpuHosts
 from edge.paths import default_classifier
@@ -62,6 +62,12 @@ class FaceResult:
         if self.score is None:
             return None
         return self.score if self.label == "no_mask" else 1.0 - self.score
+
+    @property
+    def kind(self):
+        """`mask_below_nose` / `no_mask` for a face called no_mask by a model that tells the
+        kinds apart, else None (`classifier.no_mask_kind`)."""
+        return no_mask_kind(self.label, self.below_nose)
 
     def as_dict(self):
         """The JSON form of DESIGN.md (`box` in whole pixels, scores to 4 decimals); an `unknown`

@@ -344,7 +344,7 @@ class Daemon:
         if self.snapshots is not None and self.snapshots.wants(d.kind):
             context["snapshot"] = self.snapshots.request(event_id, frame.camera, frame.image,
                                                          d.box, d.kind, d.score, frame.captured_at,
-                                                         faces)
+                                                         faces, d.reason)
         self._publish_event(frame.camera, payloads.event(
             d.kind, frame.camera, d.track_id, d.score, d.box, self.config.device_id,
             now=frame.captured_at, event_id=event_id, context=context, reason=d.reason))

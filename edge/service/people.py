@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
+from edge.inference.classifier import no_mask_kind
 from edge.inference.geometry import iou
 from edge.inference.pipeline import is_partial
 from edge.service.decision import TrackDecision, frames_to_change, settled, update_decision
@@ -28,10 +29,6 @@ FPS_WINDOW_S = 5.0
 MAX_HAPPENINGS = 1000
 RECHECK_IOU = 0.5  # a decided face whose box overlaps its last classified box less is classified
 PICTURE_HINT = "add an ignore region (cameras[].ignore_regions) if this is a picture"
-
-
-# Why a person is decided no_mask, from a model that tells the kinds apart (`reason_of`).
-BELOW_NOSE, BARE = "mask_below_nose", "no_mask"
 
 
 @dataclass(frozen=True)
@@ -102,9 +99,7 @@ class Person:
     def reason_of(self, verdict):
         """The kind of no mask of a `no_mask` verdict: the one most of its faces showed; None
         for `mask` or where the model does not tell."""
-        if verdict != "no_mask" or self.below_nose is None:
-            return None
-        return BELOW_NOSE if self.below_nose >= 0.5 else BARE
+        return no_mask_kind(verdict, self.below_nose)
 
     @property
     def unmasked(self):
@@ -205,7 +200,8 @@ class PeopleInView:
         if face.score is not None or person is None or person.picture or \
                 not person.decision.decided or person.score is None:
             return face
-        return dataclasses.replace(face, label=person.decision.decided, score=person.score)
+        return dataclasses.replace(face, label=person.decision.decided, score=person.score,
+                                   below_nose=person.below_nose)
 
     def _note_stillness(self, person, track, now):
         """Take a face still for `still_face_s` for a picture; one that moves again is a person

@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 from edge.inference.annotate import (blur_regions, crop, crop_bounds, describe, draw_faces,
                                      encode_jpeg, shrink)
@@ -41,6 +42,7 @@ class Request:
     time: float
     path: str = None
     faces: tuple = ()  # every face box of the frame: each is blurred, not only the person's
+    reason: Optional[str] = None  # a no_mask decision's kind (`mask_below_nose` / `no_mask`)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class _Box:
     box: tuple
     label: str
     score: float
+    kind: Optional[str] = None
 
 
 def file_name(snapshot_id, camera, when):
@@ -68,7 +71,7 @@ def make_jpeg(request, config, blur):
         out = image.copy()
         if blur:
             blur_regions(out, boxes)
-        out = draw_faces(out, [_Box(request.box, request.kind, request.score)])
+        out = draw_faces(out, [_Box(request.box, request.kind, request.score, request.reason)])
     else:
         out = crop(image, request.box, config.margin)
         bounds = crop_bounds(request.box, image.shape, config.margin)
@@ -78,7 +81,8 @@ def make_jpeg(request, config, blur):
         elif blur:  # nothing of the box inside: the whole frame came back
             blur_regions(out, boxes)
     comment = (f"maskdet snapshot {request.snapshot_id} camera {request.camera} "
-               f"{describe(request.kind, request.score)} {payloads.utc_now_iso(request.time)}")
+               f"{describe(request.kind, request.score, request.reason)} "
+               f"{payloads.utc_now_iso(request.time)}")
     return encode_jpeg(shrink(out, config.max_width), config.jpeg_quality, comment)
 
 
@@ -115,15 +119,15 @@ class Snapshots:
             self._thread.start()
         return self
 
-    def request(self, snapshot_id, camera, image, box, kind, score, when, faces=()):
+    def request(self, snapshot_id, camera, image, box, kind, score, when, faces=(), reason=None):
         """From the frame loop: queue a snapshot (no copy of the frame, never blocks); returns
         what the event says of it (`payloads.snapshot_ref`), or None when the queue is full (the
-        snapshot is dropped and counted)."""
+        snapshot is dropped and counted). `reason`: the decision's kind of no mask, if any."""
         path = os.path.join(self.folder, file_name(snapshot_id, camera, when)) if self.folder else None
         try:
             self._queue.put_nowait(Request(snapshot_id, camera, image, tuple(box), kind,
                                            float(score), when, path,
-                                           tuple(tuple(f) for f in faces)))
+                                           tuple(tuple(f) for f in faces), reason))
         except queue.Full:
             self.dropped += 1
             log.warning("snapshot of %s %s dropped: %d are waiting to be made", camera,

@@ -14,7 +14,7 @@ def make_tree(root, counts, size=40):
     for folder, n in counts.items():
         os.makedirs(root / folder, exist_ok=True)
         for i in range(n):
-            cv2.imwrite(str(root / folder / f"img{i:03d}.png"),
+            cv2.imwrite(str(root / folder / f"{folder}{i:03d}.png"),
                         rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
 
 
@@ -106,3 +106,23 @@ def test_class_weights_keep_masks_against_no_mask_at_one_half_and_the_kinds_even
     assert total[0] == pytest.approx(total[1] + total[2])
     kinds = [total[k] for k in (1, 2) if counts[k]]
     assert kinds == pytest.approx([kinds[0]] * len(kinds))
+
+
+def test_faces_of_one_photo_stay_on_one_side_whatever_their_labels(tmp_path):
+    """A scene photo's crops (`<photo>__<i>.png`) of a bare face and a mask below the nose:
+    both in training or both in validation, never one in each."""
+    import cv2
+    import numpy as np
+
+    for folder in ("with_mask", "without_mask", "mask_weared_incorrect"):
+        (tmp_path / folder).mkdir()
+    pixel = np.zeros((8, 8, 3), np.uint8)
+    for photo in range(30):
+        cv2.imwrite(str(tmp_path / "without_mask" / f"p{photo}__0.png"), pixel)
+        cv2.imwrite(str(tmp_path / "mask_weared_incorrect" / f"p{photo}__1.png"), pixel)
+        cv2.imwrite(str(tmp_path / "with_mask" / f"p{photo}__2.png"), pixel)
+    samples = dataset.list_samples([str(tmp_path)])
+    for seed in range(5):
+        train, val = dataset.split_samples(samples, 0.2, seed)
+        assert not {s.group for s in train} & {s.group for s in val}
+        assert 3 <= len({s.group for s in val}) <= 9

@@ -1,6 +1,7 @@
 """The per-camera people and alert state, frame by frame, on plain FaceResults (no video)."""
 import pytest
 
+from edge.inference.geometry import Face
 from edge.inference.pipeline import FaceResult
 from edge.service.decision import DecisionSettings
 from edge.service.people import PeopleInView
@@ -320,3 +321,17 @@ def test_the_kind_follows_the_faces_called_no_mask_not_the_masked_ones():
     plain = PeopleInView("door", settings)
     [decision] = decisions_of(plain, [[unmasked()]] * 5)
     assert (decision.kind, decision.reason) == ("no_mask", None)
+
+
+def test_between_checks_the_live_view_keeps_the_persons_kind_of_no_mask():
+    view = PeopleInView("door", SCHEDULED)
+    for i in range(5):
+        why = view.plan_classification([Face(BOX, 0.9)], i * 0.04, SHAPE)[0]
+        face = FaceResult(BOX, "no_mask", 0.95, 0.9, below_nose=0.9) if why is None else \
+            FaceResult(BOX, "unknown", None, 0.9, why)
+        view.observe([face], i * 0.04)
+    why = view.plan_classification([Face(BOX, 0.9)], 0.2, SHAPE)[0]
+    face = FaceResult(BOX, "unknown", None, 0.9, why)
+    view.observe([face], 0.2)
+    shown = view.as_shown([face])[0]
+    assert why and (shown.label, shown.kind) == ("no_mask", "mask_below_nose")

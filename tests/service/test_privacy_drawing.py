@@ -63,3 +63,7 @@ def test_a_face_the_model_sees_a_mask_below_the_nose_on_is_captioned_so():
     assert caption(FaceResult(box, "no_mask", 0.88, 0.9, below_nose=0.3)) == "No mask 88.0%"
     assert caption(FaceResult(box, "no_mask", 0.88, 0.9)) == "No mask 88.0%"
     assert caption(FaceResult(box, "mask", 0.9, 0.9, below_nose=0.9)) == "Mask 90.0%"
+    # a snapshot's face: the decision's kind, drawn on the frame
+    from edge.service.snapshots import _Box
+
+    assert caption(_Box(box, "no_mask", 0.88, "mask_below_nose")) == "Mask below nose 88.0%"

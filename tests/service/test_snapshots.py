@@ -80,6 +80,19 @@ def test_a_frame_snapshot_shows_the_whole_frame_shrunk(tmp_path):
     assert decode(published.items[0][1]).shape == (180, 320, 3)
 
 
+@pytest.mark.parametrize("crop", ["frame", "face"])
+def test_a_snapshot_of_a_mask_below_the_nose_says_so(tmp_path, crop):
+    """The decision's kind of no mask reaches the snapshot's comment (and, framed, its caption)."""
+    published = Published()
+    snaps = taker(tmp_path, published, crop=crop).start()
+    snaps.request("f" * 32, "door", frame(), BOX, "no_mask", 0.91, time.time(),
+                  reason="mask_below_nose")
+    assert snaps.wait_idle(10)
+    snaps.stop()
+    assert snaps.status()["failed"] == 0
+    assert "Mask below nose 91.0%" in jpeg_comment(published.items[0][1])
+
+
 def test_kept_files_are_bounded_by_count_and_age(tmp_path):
     folder = tmp_path / "snaps"
     folder.mkdir()
