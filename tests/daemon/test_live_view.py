@@ -268,7 +268,9 @@ snapshots: {{enabled: true, keep: true, folder: {folder}, max_files: 2, max_age_
     discovery = {t: p for t, p, _ in got if t.startswith("homeassistant/")}
     image = json.loads(discovery["homeassistant/image/maskdet_pi_live_door_snapshot/config"])
     assert image["image_topic"] == "maskdet/pi-live/door/snapshot"
-    assert len([p for p in discovery.values() if p]) == 8
+    assert len([p for p in discovery.values() if p]) == 9
+    no_mask = json.loads(discovery["homeassistant/event/maskdet_pi_live_door_no_mask/config"])
+    assert no_mask["state_topic"] == "maskdet/pi-live/door/event"
     recorder.close()
 
 

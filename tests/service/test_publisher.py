@@ -164,24 +164,24 @@ def test_a_failure_while_acknowledging_resends_the_event_with_the_same_id(broker
 
 
 def test_home_assistant_discovery_announces_each_camera(broker, tmp_path):
-    """Seven entities a camera (tests/service/test_discovery.py checks each payload), and an
+    """Eight entities a camera (tests/service/test_discovery.py checks each payload), and an
     empty retained config removing the image entity while snapshots are off."""
     sub = Subscriber(broker, "homeassistant/#")
     config = mqtt_config_at(broker, tmp_path, home_assistant=HomeAssistantConfig(enabled=True))
     pub = Publisher(config, "pi-test", ["door", "side"])
     pub.start()
-    got = sub.wait_for(lambda m: len(m) == 16)
+    got = sub.wait_for(lambda m: len(m) == 18)
     configs = {t: p for t, p, _ in got}
-    assert len(configs) == 16
+    assert len(configs) == 18
     for camera in ("door", "side"):
         alert = json.loads(configs[f"homeassistant/binary_sensor/maskdet_pi_test_{camera}_alert/config"])
         assert alert["state_topic"] == f"maskdet/pi-test/{camera}/state"
         assert alert["availability_topic"] == "maskdet/pi-test/availability"
         assert configs[f"homeassistant/image/maskdet_pi_test_{camera}_snapshot/config"] == ""
-    assert sum(1 for p in configs.values() if p) == 14
+    assert sum(1 for p in configs.values() if p) == 16
     late = Subscriber(broker, "homeassistant/#")  # the broker keeps them for Home Assistant
-    kept = late.wait_for(lambda m: len(m) == 14)
-    assert len(kept) == 14 and all(retained for _, _, retained in kept)
+    kept = late.wait_for(lambda m: len(m) == 16)
+    assert len(kept) == 16 and all(retained for _, _, retained in kept)
     late.close()
     pub.close()
     sub.close()
