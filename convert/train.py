@@ -83,25 +83,49 @@ def class_weights(labels):
     return {i: float(w) for i, w in enumerate(weights_)}
 
 
+def decision_loss(soft):
+    """A Keras metric: the cross-entropy of P(mask) (output 0) against whether the face wears a
+    mask, from label indices or (`soft`) rows of class probabilities. What is decided of a face;
+    the training loss also weighs which kind of no mask it is, which decides nothing."""
+    import keras
+    from keras import ops
+
+    def mask_decision_loss(y_true, y_pred):
+        if soft:
+            is_mask = y_true[:, :1]
+        else:
+            is_mask = ops.cast(ops.equal(ops.reshape(y_true, (-1, 1)), dataset.MASK), "float32")
+        return keras.losses.binary_crossentropy(is_mask, y_pred[:, :1])
+
+    return mask_decision_loss
+
+
+# What early stopping and the checkpoint watch: the decision's loss on the validation split.
+STOP_ON = "val_mask_decision_loss"
+
+
 def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint, cls_weights,
          batch):
-    """Train with early stopping on the validation loss; `y_train` / `y_val` are label indices,
-    or rows of class probabilities (soft targets, distillation)."""
+    """Train with early stopping on the validation split's mask decision (`decision_loss`);
+    `y_train` / `y_val` are label indices, or rows of class probabilities (soft targets,
+    distillation)."""
     import keras
 
     soft = np.ndim(y_train) == 2
     model.compile(optimizer=keras.optimizers.Adam(lr),
                   loss="categorical_crossentropy" if soft else "sparse_categorical_crossentropy",
-                  metrics=["categorical_accuracy" if soft else "accuracy"])
+                  metrics=["categorical_accuracy" if soft else "accuracy", decision_loss(soft)])
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+        keras.callbacks.EarlyStopping(monitor=STOP_ON, mode="min", patience=patience,
                                       restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True,
-                                        save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor=STOP_ON, mode="min",
+                                        save_best_only=True, save_weights_only=True),
     ]
     history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
                        batch_size=batch, class_weight=cls_weights, callbacks=callbacks,
                        verbose=_verbosity(), shuffle=True)
+    # compiled again without the metric: a saved model must not need its closure to load
+    model.compile(loss=model.loss)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 

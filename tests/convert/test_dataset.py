@@ -126,3 +126,30 @@ def test_faces_of_one_photo_stay_on_one_side_whatever_their_labels(tmp_path):
         train, val = dataset.split_samples(samples, 0.2, seed)
         assert not {s.group for s in train} & {s.group for s in val}
         assert 3 <= len({s.group for s in val}) <= 9
+
+
+def test_training_stops_on_the_mask_decision_not_on_the_kind_of_no_mask():
+    """The metric early stopping watches: the cross-entropy of P(mask) alone, from label
+    indices or class probabilities. Telling a bare face from a mask below the nose wrongly
+    (which decides nothing) leaves it unchanged; calling a mask no mask raises it."""
+    import numpy as np
+
+    from tests.conftest import requires_tensorflow
+
+    requires_tensorflow()
+    from convert.train import decision_loss
+
+    def value(soft, y_true, y_pred):
+        return float(np.mean(np.asarray(decision_loss(soft)(np.asarray(y_true),
+                                                             np.asarray(y_pred, np.float32)))))
+
+    right = [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]
+    kinds_swapped = [[0.9, 0.05, 0.05], [0.1, 0.1, 0.8], [0.1, 0.8, 0.1]]
+    mask_missed = [[0.3, 0.6, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]
+    labels = [0, 1, 2]
+    one_hot = np.eye(3, dtype=np.float32)[labels]
+    expected = -np.mean(np.log([0.9, 0.9, 0.9]))
+    for soft, y in ((False, labels), (True, one_hot)):
+        assert value(soft, y, right) == pytest.approx(expected, rel=1e-4)
+        assert value(soft, y, kinds_swapped) == pytest.approx(value(soft, y, right), rel=1e-6)
+        assert value(soft, y, mask_missed) > value(soft, y, right) + 0.3
