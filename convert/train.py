@@ -73,7 +73,7 @@ def class_weights(labels):
     """Weights per label index, the mean weight one: masks weigh as much as all faces without a
     mask together, and every face without a mask weighs the same whatever its kind: the weights
     of a two-class model, so that a third output changes the head and nothing else (weighing
-    the two kinds evenly, 0.25 each, made bare faces and masks worse: runs/f/r128)."""
+    the two kinds evenly, 0.25 each, made bare faces and masks worse: runs/f/r128d)."""
     counts = np.bincount(labels, minlength=len(dataset.LABELS)).astype(np.float64)
     decided = np.bincount(dataset.no_mask_truth(labels), minlength=2).astype(np.float64)
     present = decided > 0
