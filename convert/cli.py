@@ -47,7 +47,7 @@ def cmd_train(args):
                     head_epochs=args.head_epochs, tune_epochs=args.tune_epochs,
                     limit=args.limit, batch=args.batch, first_tuned_block=args.first_tuned_block,
                     teacher=teacher, unlabelled_roots=args.unlabelled or (),
-                    distill_alpha=args.alpha, temperature=args.temperature)
+                    distill_alpha=args.alpha, temperature=args.temperature, outputs=args.outputs)
     print(json.dumps({k: summary[k] for k in ("size", "counts", "epochs", "seconds")}))
 
 
@@ -160,7 +160,7 @@ def cmd_pipeline(args):
 
     baseline = None if args.smoke or args.no_baseline else _baseline_reports(args)
     meta = run_pipeline(args.work, args.sizes, args.out, args.smoke, args.name, baseline,
-                        args.teacher_size)
+                        args.teacher_size, args.outputs)
     print(json.dumps({"chosen_size": meta["input"]["size"], "reason": meta["selection"]["reason"],
                       "out": args.out}))
 
@@ -230,6 +230,8 @@ def _add_commands(sub):
                    "pipeline runs, not a usable model")
     p.add_argument("--weights", help="local baseline / ImageNet HDF5 (default: fetch-weights)")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--outputs", type=int, choices=(2, 3), default=recipe.OUTPUTS,
+                   help="as train --outputs (default %(default)s)")
     _add_eval_args(p)
     p.set_defaults(func=cmd_pipeline)
 
@@ -269,6 +271,9 @@ def _add_train(sub):
                    "rest is the teacher's score (default %(default)s)")
     p.add_argument("--temperature", type=float, default=recipe.DISTILL_TEMPERATURE,
                    help="with --teacher: softening of the teacher's scores (default %(default)s)")
+    p.add_argument("--outputs", type=int, choices=(2, 3), default=recipe.OUTPUTS,
+                   help="2: mask / no mask; 3: also an output for masks worn below the nose, so "
+                   "that a no_mask event says which kind (default %(default)s: measured better)")
     p.set_defaults(func=cmd_train)
 
 

@@ -127,6 +127,15 @@ def class_counts(labels):
     return {name: int(np.sum(np.asarray(labels) == i)) for i, name in enumerate(LABELS)}
 
 
+def as_outputs(labels, outputs):
+    """Label indices for a model of `outputs` outputs: with two, a mask below the nose is
+    `no_mask`; with three, as they are. Labels of -1 (none) stay."""
+    labels = np.asarray(labels)
+    if outputs >= len(LABELS):
+        return labels
+    return np.where(labels == BELOW_NOSE, BARE, labels)
+
+
 def no_mask_truth(labels):
     """The decision index (DECISIONS: 0 mask, 1 no mask) of each label index: both kinds of no
     mask are no mask."""

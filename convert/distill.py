@@ -56,14 +56,16 @@ def soften(p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):
     return np.stack([1.0 - soft, soft], axis=1)
 
 
-def teacher_rows(labels, p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):
-    """The softened teacher score of each face over dataset.LABELS: P(mask) on `mask`, and
+def teacher_rows(labels, p_no_mask, temperature=recipe.DISTILL_TEMPERATURE,
+                 outputs=len(dataset.LABELS)):
+    """The softened teacher score of each face over the first `outputs` of dataset.LABELS:
+    P(mask) on `mask`, and
     P(no mask) on the kind of no mask its label names (a mask below the nose), else on `no_mask`
     (a bare face, a mask the teacher doubts, a face without a label). The teacher says whether a
     mask protects; the label says which kind of no mask it is."""
     labels = np.asarray(labels)
     two = soften(p_no_mask, temperature)
-    rows = np.zeros((len(labels), len(dataset.LABELS)))
+    rows = np.zeros((len(labels), outputs))
     rows[:, dataset.MASK] = two[:, 0]
     no_mask_column = np.where(labels == dataset.BELOW_NOSE, dataset.BELOW_NOSE, dataset.BARE)
     rows[np.arange(len(labels)), no_mask_column] = two[:, 1]
@@ -71,12 +73,12 @@ def teacher_rows(labels, p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):
 
 
 def soft_targets(labels, p_no_mask, alpha=recipe.DISTILL_ALPHA,
-                 temperature=recipe.DISTILL_TEMPERATURE):
+                 temperature=recipe.DISTILL_TEMPERATURE, outputs=len(dataset.LABELS)):
     """Per face, alpha * one-hot(label) + (1 - alpha) * the softened teacher score
     (`teacher_rows`); a label of -1 (no label) takes the softened teacher score alone. Rows
-    sum to one, over dataset.LABELS."""
+    sum to one, over the model's `outputs` (labels as `dataset.as_outputs` gives them)."""
     labels = np.asarray(labels)
-    teacher = teacher_rows(labels, p_no_mask, temperature)
+    teacher = teacher_rows(labels, p_no_mask, temperature, outputs)
     hard = np.zeros_like(teacher)
     known = labels >= 0
     hard[known, labels[known]] = 1.0

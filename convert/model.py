@@ -27,10 +27,11 @@ def split_backbone(backbone, first_tuned_block=FIRST_TUNED_BLOCK):
     return lower, upper
 
 
-def build_top(dropout=0.2):
-    """Pooled backbone features (1280) -> softmax over LABELS: the part phase one trains."""
+def build_top(outputs=len(LABELS), dropout=0.2):
+    """Pooled backbone features (1280) -> softmax over the first `outputs` of LABELS: the part
+    phase one trains."""
     return keras.Sequential([keras.layers.Dropout(dropout, name="dropout"),
-                             keras.layers.Dense(len(LABELS), activation="softmax", name="scores")],
+                             keras.layers.Dense(outputs, activation="softmax", name="scores")],
                             name="top")
 
 

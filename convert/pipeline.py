@@ -3,7 +3,7 @@ checks, the choice of size, the shipped model and its card."""
 import logging
 import os
 
-from . import defaults
+from . import defaults, recipe
 from .distill import UNLABELLED, teacher_model
 from .edgetpu_rules import check_model, format_report
 from .evaluation_sets import held_out_scenes_set, real_world_set, split_set
@@ -35,7 +35,8 @@ def _unlabelled_root(work_dir, held_out, smoke):
 
 
 def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, smoke=False,
-                 name="mask_classifier", baseline_reports=None, teacher_size=224):
+                 name="mask_classifier", baseline_reports=None, teacher_size=224,
+                 outputs=recipe.OUTPUTS):
     """Train, quantize and check each size under `work_dir`, then publish the best to `out_dir`.
 
     The `teacher_size` run trains first on the labels alone; every other size is a student
@@ -60,7 +61,7 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
         log.info("=== input size %d: %s%s", size, run_dir, " (student)" if teacher else "")
         train(roots, run_dir, size=size, weights_file=weights_file, views=settings["views"],
               head_epochs=settings["head_epochs"], tune_epochs=settings["tune_epochs"],
-              limit=settings["limit"], teacher=teacher,
+              limit=settings["limit"], teacher=teacher, outputs=outputs,
               unlabelled_roots=[_unlabelled_root(work_dir, held_out, smoke)] if teacher else ())
         sets = [split_set(run_dir, "val", size)] + tests
         meta = quantize_run(run_dir, sets, name, settings["calibration"], settings["max_loss"])

@@ -5,3 +5,8 @@ AUGMENTED_VIEWS = 3  # augmented views per training face (`train --views`)
 DISTILL_ALPHA = 0.5  # weight of the label in a labelled face's target; the rest is the teacher's
 DISTILL_TEMPERATURE = 2.0  # softens the teacher's score (Hinton et al.): its doubts carry over
 SCENE_FACE_FRAMINGS = ("annotation", "detector")  # `scene-faces --framing`: whose box cuts a face
+# The model's outputs (`train --outputs`): 2, mask / no mask (a mask below the nose is no mask),
+# or 3, with an output of its own for masks below the nose (dataset.LABELS), which lets a no_mask
+# event say which kind. Measured (issue 12, runs/f/r128*): three outputs made 128 px students
+# worse on masks, bare faces and masks below the nose alike, so two stay the default.
+OUTPUTS = 2

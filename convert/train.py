@@ -69,12 +69,12 @@ def _augmented_views(images, plan, size, seed):
     return out
 
 
-def class_weights(labels):
+def class_weights(labels, outputs=len(dataset.LABELS)):
     """Weights per label index, the mean weight one: masks weigh as much as all faces without a
     mask together, and every face without a mask weighs the same whatever its kind: the weights
     of a two-class model, so that a third output changes the head and nothing else (weighing
     the two kinds evenly, 0.25 each, made bare faces and masks worse: runs/f/r128d)."""
-    counts = np.bincount(labels, minlength=len(dataset.LABELS)).astype(np.float64)
+    counts = np.bincount(labels, minlength=outputs).astype(np.float64)
     decided = np.bincount(dataset.no_mask_truth(labels), minlength=2).astype(np.float64)
     present = decided > 0
     per_face = np.where(present, counts.sum() / (present.sum() * np.maximum(decided, 1)), 0.0)
@@ -128,7 +128,8 @@ def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, temperature):
+def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, temperature,
+                          outputs):
     """Soft targets of the samples (training faces, unlabelled ones) then of the synthetic faces,
     from the teacher's scores on the original image files (framed and resized as the Pi does)
     and on the synthetic images as drawn."""
@@ -136,8 +137,8 @@ def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, 
 
     images = [dataset.read_rgb(s.path) for s in progress(samples, desc="decode for teacher")]
     p_teacher = distill.teacher_probabilities(teacher, images + list(synthetic_images))
-    labels = np.array([s.label for s in samples + synthetic])
-    return distill.soft_targets(labels, p_teacher, alpha, temperature), p_teacher
+    labels = dataset.as_outputs([s.label for s in samples + synthetic], outputs)
+    return distill.soft_targets(labels, p_teacher, alpha, temperature, outputs), p_teacher
 
 
 # The synthetic twins of each bare training face: how the mask is worn -> (label, folder).
@@ -170,7 +171,7 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
           limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teacher=None,
           unlabelled_roots=(), distill_alpha=recipe.DISTILL_ALPHA,
           temperature=recipe.DISTILL_TEMPERATURE,
-          synthetic_twins=tuple(SYNTHETIC_TWINS)):
+          synthetic_twins=tuple(SYNTHETIC_TWINS), outputs=recipe.OUTPUTS):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 
     `limit` keeps only that many images per label (for smoke runs); phase two fine-tunes the
@@ -178,8 +179,8 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     are distilled (`distill.soft_targets`) and the faces under `unlabelled_roots` join the
     training set with the teacher's scores as their targets. Every bare training face also gets
     a twin per kind of `synthetic_twins` (`synthetic_masks`): a mask drawn below its nose,
-    labelled as one, and over its nose, labelled mask. The model has an output per label of
-    dataset.LABELS. Returns the run summary.
+    labelled as one, and over its nose, labelled mask. The model has `outputs` outputs: the
+    first of dataset.LABELS (two: a mask below the nose is no mask). Returns the run summary.
     """
     import keras
 
@@ -213,9 +214,10 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     targets = None
     if teacher:
         targets, p_teacher = _distillation_targets(teacher, train_set + unlabelled, synthetic_images,
-                                                   synthetic, distill_alpha, temperature)
-    every_label = np.concatenate([y_train, np.full(len(unlabelled), -1),
-                                  np.array([s.label for s in synthetic], int)])
+                                                   synthetic, distill_alpha, temperature, outputs)
+    every_label = dataset.as_outputs(np.concatenate([y_train, np.full(len(unlabelled), -1),
+                                                     np.array([s.label for s in synthetic], int)]),
+                                     outputs)
     val_images, y_val, val_set = dataset.load_images(
         val_set, size, lambda it: progress(it, desc="decode val"))
 
@@ -227,13 +229,15 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     del train_images, synthetic_images
     hard_views = np.argmax(targets, axis=1)[plan] if teacher else every_label[plan]
     y_views = targets[plan] if teacher else hard_views
+    val_counts = dataset.class_counts(y_val)
+    y_val = dataset.as_outputs(y_val, outputs)
     if teacher:
-        y_val = np.eye(len(dataset.LABELS), dtype=np.float32)[y_val]
+        y_val = np.eye(outputs, dtype=np.float32)[y_val]
     x_val = _features(lower, val_images, desc="val features")
 
-    top = model_lib.build_top()
+    top = model_lib.build_top(outputs)
     head = model_lib.build_head_model(upper, top)
-    cls_weights = class_weights(hard_views)
+    cls_weights = class_weights(hard_views, outputs)
     model_lib.set_fine_tuning(upper, False)
     log.info("phase 1: the top on the pooled output of the frozen backbone")
     pooled_model = model_lib.build_pooled_model(upper)
@@ -257,8 +261,8 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
         "view_boost": FOLDER_VIEW_BOOST,
         "first_tuned_block": first_tuned_block,
         "learning_rates": {"head": head_lr, "fine_tune": tune_lr},
-        "counts": {"train": dataset.class_counts(y_train),
-                   "val": dataset.class_counts(np.argmax(y_val, axis=1) if teacher else y_val)},
+        "outputs": outputs,
+        "counts": {"train": dataset.class_counts(y_train), "val": val_counts},
         "data_fingerprint": dataset.fingerprint(train_set + val_set),
         "class_weights": cls_weights,
         **{folder: sum(s.folder == folder for s in synthetic)

@@ -48,3 +48,16 @@ def test_held_out_photos_are_a_seeded_share_of_those_showing_the_kind(tmp_path):
     assert all(int(name[1:4]) % 2 for name in chosen)
     assert chosen == held_out_photos(path, "mask_weared_incorrect", 0.3)  # the same every run
     assert chosen != held_out_photos(path, "mask_weared_incorrect", 0.3, seed=1)
+
+
+def test_with_two_outputs_a_mask_below_the_nose_is_no_mask():
+    """The default model (two outputs): a mask below the nose is trained as no_mask, its
+    teacher's P(no mask) on the no_mask output."""
+    from convert import dataset
+
+    labels = dataset.as_outputs([0, 1, 2, -1], 2)
+    assert list(labels) == [0, 1, 1, -1]
+    assert list(dataset.as_outputs([0, 1, 2, -1], 3)) == [0, 1, 2, -1]
+    targets = soft_targets(labels, [0.1, 0.9, 0.7, 0.4], alpha=0.5, temperature=1.0, outputs=2)
+    assert targets.shape == (4, 2) and np.allclose(targets.sum(axis=1), 1.0)
+    assert targets[2] == pytest.approx([0.5 * 0.3, 0.5 + 0.5 * 0.7])

@@ -13,8 +13,9 @@ def smoke(tmp_path_factory):
     shared_path("data", "faces")
     work = tmp_path_factory.mktemp("smoke")
     out = work / "models"
+    # with three outputs: the default two are the path every model before it took
     proc = run_cli("-m", "convert.cli", "pipeline", "--smoke", "--sizes", "96", "80",
-                   "--teacher-size", "96", "--work", str(work), "--out", str(out))
+                   "--teacher-size", "96", "--outputs", "3", "--work", str(work), "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work, out, json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -82,8 +83,8 @@ def test_published_model_runs_on_the_edge_classifier(smoke):
 
 
 def test_the_model_has_an_output_for_masks_below_the_nose_and_the_pi_adds_them_up(smoke):
-    """A run trained now has three outputs (mask, no_mask, mask_below_nose); its metadata says
-    so, and the Pi's P(no mask) is the sum of the two kinds, the share of the second kept."""
+    """A run trained with three outputs (mask, no_mask, mask_below_nose): its metadata says so,
+    and the Pi's P(no mask) is the sum of the two kinds, the share of the second kept."""
     import numpy as np
 
     from edge.inference import tensors
