@@ -47,11 +47,6 @@ class ClassifierMeta:
         return tuple(self.labels.index(label) for label in self.no_mask_labels or
                      (self.positive_label,))
 
-    @property
-    def kinds_of_no_mask(self):
-        """True when the model tells the kinds of no mask apart (more than one no-mask label)."""
-        return len(self.no_mask_indices) > 1
-
 
 REMAKE = "re-create it with `maskdet-convert quantize`"
 

@@ -96,7 +96,7 @@ def test_the_model_has_an_output_for_masks_below_the_nose_and_the_pi_adds_them_u
     assert meta["labels"] == ["mask", "no_mask", "mask_below_nose"]
     assert meta["no_mask_labels"] == ["no_mask", "mask_below_nose"]
     clf = MaskClassifier.open(out / "mask_classifier.json")
-    assert clf.meta.kinds_of_no_mask
+    assert clf.meta.no_mask_indices == (1, 2)
     faces = [np.random.default_rng(i).integers(0, 256, (90, 80, 3), np.uint8) for i in range(4)]
     for face in faces:
         row = tensors.run_image(clf.interpreter, resize_square(face, clf.meta.input_size),

@@ -147,7 +147,7 @@ def test_a_two_class_model_reads_its_no_mask_output_alone(classifier):
     from edge.inference import tensors
 
     assert classifier.meta.labels == ("mask", "no_mask")
-    assert not classifier.meta.kinds_of_no_mask
+    assert classifier.meta.no_mask_indices == (1,)
     frame = cv2.imread(shared_path("data", "images", "four_faces.jpg"))
     for box in FOUR_FACES_BOXES:
         pixels = classifier._face_input(frame, box)
