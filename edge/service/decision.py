@@ -49,13 +49,18 @@ class TrackDecision:
     last: float = None  # the no-mask score of the last classified frame
 
 
+def running_mean(mean, value, smoothing):
+    """The exponential running mean after `value` (the first value when `mean` is None), the
+    newest value weighing `smoothing`."""
+    return value if mean is None else smoothing * value + (1 - smoothing) * mean
+
+
 def update_decision(state, no_mask_score, settings):
     """Fold one frame's no-mask score (None: the face was not classified) into the track's state;
     returns the new decision (`mask` / `no_mask`) when it changes, else None."""
     if no_mask_score is None:
         return None
-    a = settings.smoothing
-    state.score = no_mask_score if state.score is None else a * no_mask_score + (1 - a) * state.score
+    state.score = running_mean(state.score, no_mask_score, settings.smoothing)
     state.frames += 1
     state.last = no_mask_score
     if state.frames < settings.min_frames:

@@ -20,7 +20,8 @@ from typing import Optional
 from edge.inference.classifier import no_mask_kind
 from edge.inference.geometry import iou
 from edge.inference.pipeline import is_partial
-from edge.service.decision import TrackDecision, frames_to_change, settled, update_decision
+from edge.service.decision import (TrackDecision, frames_to_change, running_mean, settled,
+                                   update_decision)
 from edge.service.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,7 @@ class Person:
         """Fold in a classified face's kind of no mask, when it was called no_mask."""
         if face.label != "no_mask" or face.below_nose is None:
             return
-        self.below_nose = face.below_nose if self.below_nose is None else \
-            smoothing * face.below_nose + (1 - smoothing) * self.below_nose
+        self.below_nose = running_mean(self.below_nose, face.below_nose, smoothing)
 
     def reason_of(self, verdict):
         """The kind of no mask of a `no_mask` verdict: the one most of its faces showed; None
