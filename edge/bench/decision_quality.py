@@ -365,10 +365,15 @@ def band_verdict(value, settings):
     return None
 
 
+def whole_faces_at_gate(records, min_face_size):
+    """The records of faces the daemon lets decide: not cut by the frame, at or above the gate."""
+    return [r for r in records if r["side"] >= min_face_size and not r["partial"]]
+
+
 def band_table(records, min_face_size, settings=DecisionSettings()):
     """Per scale and kind, over the whole faces at or above the size gate: how many a person whose
     every frame scored like that face would have decided right, wrong, or not at all."""
-    faces = [r for r in records if r["side"] >= min_face_size and not r["partial"]]
+    faces = whole_faces_at_gate(records, min_face_size)
     table = {}
     for scale in BAND_SCALES:
         table[scale] = {}
@@ -394,8 +399,8 @@ def kind_table(records, min_face_size):
     half): what a no_mask event's `reason` would say. None from a model that does not tell."""
     if not any(r.get("below_nose") is not None for r in records):
         return None
-    called = [r for r in records if r["side"] >= min_face_size and not r["partial"]
-              and r.get("below_nose") is not None and r["no_mask_score"] >= 0.5]
+    called = [r for r in whole_faces_at_gate(records, min_face_size)
+              if r.get("below_nose") is not None and r["no_mask_score"] >= 0.5]
     table = {kind: {"named_below_nose": sum(r["below_nose"] >= 0.5 for r in called
                                             if r["kind"] == kind),
                     "n": sum(r["kind"] == kind for r in called)} for kind in NO_MASK_KINDS}
