@@ -138,11 +138,12 @@ class MaskClassifier:
         P(no mask) is the sum of the no-mask labels' scores, so a two-class model reads its
         `no_mask` output alone, and the share is None where the model has no such label."""
         values = [float(scores[i]) for i in self.meta.no_mask_indices]
-        p = min(sum(values), 1.0)  # int8 scores may add up to a step above one
+        total = sum(values)
+        p = min(total, 1.0)  # int8 scores may add up to a step above one
         if BELOW_NOSE not in self.meta.no_mask_labels:
             return p, None
         below = values[self.meta.no_mask_labels.index(BELOW_NOSE)]
-        return p, (below / sum(values) if sum(values) > 0 else 0.0)
+        return p, (below / total if total > 0 else 0.0)
 
     def decide(self, no_mask_probability, below_nose=None):
         """Apply the metadata's threshold to a P(no mask): the label and its re-centred score

@@ -71,15 +71,16 @@ class FaceResult:
 
     def as_dict(self):
         """The JSON form of DESIGN.md (`box` in whole pixels, scores to 4 decimals); an `unknown`
-        face has `score: null` and a `reason`; a face cut by the frame's edge has `partial: true`."""
+        face has `score: null` and a `reason`; a face cut by the frame's edge has `partial: true`;
+        a `no_mask` face from a model that tells the kinds apart has its `kind`."""
         out = {"box": [int(round(v)) for v in self.box], "label": self.label,
                "score": json_score(self.score), "face_score": json_score(self.face_score)}
         if self.reason:
             out["reason"] = self.reason
         if self.partial:
             out["partial"] = True
-        if self.below_nose is not None:
-            out["below_nose"] = json_score(self.below_nose)
+        if self.kind is not None:
+            out["kind"] = self.kind
         return out
 
 

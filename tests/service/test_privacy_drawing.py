@@ -67,3 +67,17 @@ def test_a_face_the_model_sees_a_mask_below_the_nose_on_is_captioned_so():
     from edge.service.snapshots import _Box
 
     assert caption(_Box(box, "no_mask", 0.88, "mask_below_nose")) == "Mask below nose 88.0%"
+
+
+def test_a_faces_json_names_its_kind_of_no_mask_only_when_called_no_mask():
+    """`maskdet detect` and the live view's JSON: the kind of a no_mask face from a model that
+    tells them apart; nothing for a masked face (its small no-mask share says nothing) or from
+    a two-output model."""
+    from edge.inference.pipeline import FaceResult
+
+    box = (10, 10, 60, 70)
+    assert FaceResult(box, "no_mask", 0.88, 0.9, below_nose=0.7).as_dict()["kind"] == \
+        "mask_below_nose"
+    assert FaceResult(box, "no_mask", 0.88, 0.9, below_nose=0.2).as_dict()["kind"] == "no_mask"
+    assert "kind" not in FaceResult(box, "mask", 0.9, 0.9, below_nose=0.9).as_dict()
+    assert "kind" not in FaceResult(box, "no_mask", 0.88, 0.9).as_dict()
