@@ -59,10 +59,9 @@ def soften(p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):
 def teacher_rows(labels, p_no_mask, temperature=recipe.DISTILL_TEMPERATURE,
                  outputs=len(dataset.LABELS)):
     """The softened teacher score of each face over the first `outputs` of dataset.LABELS:
-    P(mask) on `mask`, and
-    P(no mask) on the kind of no mask its label names (a mask below the nose), else on `no_mask`
-    (a bare face, a mask the teacher doubts, a face without a label). The teacher says whether a
-    mask protects; the label says which kind of no mask it is."""
+    P(mask) on `mask`, and P(no mask) on the kind of no mask its label names (a mask below the
+    nose), else on `no_mask` (a bare face, a mask the teacher doubts, a face without a label).
+    The teacher says whether a mask protects; the label says which kind of no mask it is."""
     labels = np.asarray(labels)
     two = soften(p_no_mask, temperature)
     rows = np.zeros((len(labels), outputs))

@@ -6,7 +6,8 @@ connectivity), people in view, people without a mask since start and frames per 
 (sensors), a switch to mute its buzzer and one to pause its detection (commands on
 `<prefix>/<device_id>/<camera>/set`), each person decided without a mask (an `event` entity whose
 event type is the decision's kind: a bare face or a mask worn below the nose), and, when
-snapshots are published, the last snapshot (an `image` entity). Every entity belongs to one HA device with `model` and `sw_version`.
+snapshots are published, the last snapshot (an `image` entity). Every entity belongs to one HA
+device with `model` and `sw_version`.
 
 The keys follow Home Assistant's current MQTT schemas (2025.10 and later): `default_entity_id`
 (`<platform>.<object id>`) instead of the deprecated `object_id`, full key names (no

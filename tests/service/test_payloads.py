@@ -2,6 +2,7 @@ import jsonschema
 import pytest
 
 from edge.service import payloads
+from edge.service.people import Departure
 
 
 def validate(name, payload):
@@ -35,8 +36,11 @@ def test_a_no_mask_event_may_say_which_kind_of_no_mask(reason):
     validate("event", event)
     assert event["reason"] == reason
     assert "reason" not in payloads.event("no_mask", "door", 3, 0.93, (1, 2, 3, 4), "pi-1")
+    left = dict(payloads.person_left("door", Departure(3, "no_mask", 0.93, (1, 2, 3, 4), 0.0, 2.0),
+                                     "pi-1"), seq=2)
+    validate("event", left)  # valid without a reason: what the next one adds is the fault
     for wrong in ({**event, "reason": "chin"}, {**event, "type": "mask"},
-                  {**event, "type": "alert_cleared"}):
+                  {**left, "reason": reason}):
         with pytest.raises(jsonschema.ValidationError):
             validate("event", wrong)
 
