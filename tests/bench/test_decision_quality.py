@@ -151,7 +151,8 @@ def test_the_kind_table_counts_what_the_reason_would_say_of_faces_called_no_mask
     records = [face("mask_weared_incorrect", 0.9, 0.8), face("mask_weared_incorrect", 0.7, 0.3),
                face("mask_weared_incorrect", 0.2, 0.9),  # called mask: no reason
                face("without_mask", 0.95, 0.1), face("without_mask", 0.95, 0.6),
-               face("without_mask", 0.95, 0.9, side=20), face("without_mask", 0.95, 0.9, partial=True)]
+               face("without_mask", 0.95, 0.9, side=20),
+               face("without_mask", 0.95, 0.9, partial=True)]
     table = dq.kind_table(records, min_face_size=40)["table"]
     assert table["mask_weared_incorrect"] == {"named_below_nose": 1, "n": 2}
     assert table["without_mask"] == {"named_below_nose": 1, "n": 2}

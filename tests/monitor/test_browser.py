@@ -82,11 +82,12 @@ def test_the_page_shows_both_devices_and_a_new_event_without_a_reload(broker, tm
     expect(page.locator("#feed-status")).to_have_text("live", timeout=10000)
 
     page.evaluate("window.notReloaded = true")
-    fresh = pubs[1].publish_event("door", daemon_payloads.event("no_mask", "door", 2, 0.88, (1, 1, 9, 9), "pi-b",
-                                                                reason="mask_below_nose"))
+    fresh = pubs[1].publish_event("door", daemon_payloads.event(
+        "no_mask", "door", 2, 0.88, (1, 1, 9, 9), "pi-b", reason="mask_below_nose"))
     page.wait_for_selector(f"#events tr[data-id='{fresh['id']}']", timeout=10000)
     # the kind of no mask the event names is shown, in the table and on the camera's card
-    assert "no mask (below the nose)" in page.locator(f"#events tr[data-id='{fresh['id']}']").inner_text()
+    row = page.locator(f"#events tr[data-id='{fresh['id']}']")
+    assert "no mask (below the nose)" in row.inner_text()
     expect(page.locator("article[data-device='pi-b']")).to_contain_text("no mask (below the nose)",
                                                                        timeout=10000)
     assert page.evaluate("window.notReloaded") is True
