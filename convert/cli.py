@@ -41,12 +41,12 @@ def cmd_train(args):
     from .distill import teacher_model
     from .train import train
 
-    teacher = teacher_model(args.teacher) if args.teacher else None
+    teachers = [teacher_model(run) for run in args.teacher or ()]
     summary = train(args.data, args.out, size=args.size, weights_file=args.weights,
                     val_fraction=args.val_fraction, seed=args.seed, views=args.views,
                     head_epochs=args.head_epochs, tune_epochs=args.tune_epochs,
                     limit=args.limit, batch=args.batch, first_tuned_block=args.first_tuned_block,
-                    teacher=teacher, unlabelled_roots=args.unlabelled or (),
+                    teachers=teachers, unlabelled_roots=args.unlabelled or (),
                     distill_alpha=args.alpha, temperature=args.temperature, outputs=args.outputs)
     print(json.dumps({k: summary[k] for k in ("size", "counts", "epochs", "seconds")}))
 
@@ -262,8 +262,9 @@ def _add_train(sub):
                    metavar="N", help="phase two fine-tunes MobileNetV2 blocks N-16 (default 9)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--limit", type=int, help="at most this many images per label (smoke runs)")
-    p.add_argument("--teacher", metavar="RUN", help="a quantized run folder whose float model "
-                   "teaches this one (distillation)")
+    p.add_argument("--teacher", nargs="+", metavar="RUN", help="quantized run folders whose "
+                   "float models teach this one (distillation; several: their mean score); the "
+                   "student keeps their split, so they must share one")
     p.add_argument("--unlabelled", nargs="*", metavar="DIR", help="with --teacher: folders with "
                    "an unlabelled/ folder of faces (see unlabelled-faces) the student also learns from")
     p.add_argument("--alpha", type=float, default=recipe.DISTILL_ALPHA,

@@ -82,6 +82,17 @@ def split_samples(samples, val_fraction=0.2, seed=0):
     return train, val
 
 
+def split_like(samples, split, val_fraction=0.2, seed=0):
+    """The sides of a previous run's split ({'train': [[path, label]...], 'val': [...]}) for
+    the samples it lists; samples it does not list are split by `split_samples`."""
+    side = {os.path.abspath(path): part for part in ("train", "val") for path, _ in split[part]}
+    known = [s for s in samples if os.path.abspath(s.path) in side]
+    new = [s for s in samples if os.path.abspath(s.path) not in side]
+    train, val = split_samples(new, val_fraction, seed) if new else ([], [])
+    return ([s for s in known if side[os.path.abspath(s.path)] == "train"] + train,
+            [s for s in known if side[os.path.abspath(s.path)] == "val"] + val)
+
+
 def read_rgb(path):
     """Decode an image file to RGB uint8, or None when it is unreadable."""
     try:

@@ -1,5 +1,6 @@
-"""Distillation: a trained classifier (the teacher) gives soft scores that a smaller one (the
-student) learns from, on the labelled training faces and on faces that carry no label.
+"""Distillation: a trained classifier (the teacher; or several, whose scores are averaged)
+gives soft scores that a smaller one (the student) learns from, on the labelled training faces
+and on faces that carry no label. The student keeps its teachers' split.
 
 The targets of a labelled face mix its label with the teacher's softened score; an unlabelled
 face has the teacher's score alone. The teacher's scores come from its float TFLite model, fed
@@ -39,14 +40,42 @@ def teacher_input_size(teacher_path):
     return tensors.input_size(open_interpreter(teacher_path, find_runtime()))[0]
 
 
-def teacher_probabilities(teacher_path, images, desc="teacher"):
-    """P(no mask) of the teacher for each RGB uint8 image (any size), in batches with progress."""
+def teacher_probabilities(teacher_paths, images, desc="teacher"):
+    """P(no mask) of the teachers for each RGB uint8 image (any size), in batches with
+    progress: with several teachers (an ensemble) the mean of their scores."""
     from .scorers import tflite_scorer
 
-    score = tflite_scorer(teacher_path)
-    chunks = [score(images[start:start + 256])
-              for start in progress(range(0, len(images), 256), desc=desc)]
-    return np.concatenate(chunks) if chunks else np.zeros(0)
+    per_teacher = []
+    for number, path in enumerate(teacher_paths, 1):
+        score = tflite_scorer(path)
+        label = f"{desc} {number}/{len(teacher_paths)}" if len(teacher_paths) > 1 else desc
+        chunks = [score(images[start:start + 256])
+                  for start in progress(range(0, len(images), 256), desc=label)]
+        per_teacher.append(np.concatenate(chunks) if chunks else np.zeros(0))
+    return np.mean(per_teacher, axis=0)
+
+
+def teachers_split(teacher_paths):
+    """The split.json the teachers' runs share (a student validating on faces no teacher
+    trained on), or DataError when their runs were split differently."""
+    from .evaluation_sets import read_split
+
+    runs = [os.path.dirname(path) for path in teacher_paths]
+    splits = [read_split(run) for run in runs]
+    for run, split in zip(runs[1:], splits[1:]):
+        if split != splits[0]:
+            raise DataError(f"teacher runs {runs[0]} and {run} were split differently: a face "
+                            "one trained on would be in another's validation; give teachers "
+                            "trained on one split")
+    return splits[0]
+
+
+def teachers_of(distillation):
+    """[(teacher model path, input size)] of a run's distillation summary (also the single
+    `teacher` of runs before ensembles)."""
+    if "teachers" in distillation:
+        return list(zip(distillation["teachers"], distillation["teacher_sizes"]))
+    return [(distillation["teacher"], distillation["teacher_size"])]
 
 
 def soften(p_no_mask, temperature=recipe.DISTILL_TEMPERATURE):

@@ -61,7 +61,8 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
         log.info("=== input size %d: %s%s", size, run_dir, " (student)" if teacher else "")
         train(roots, run_dir, size=size, weights_file=weights_file, views=settings["views"],
               head_epochs=settings["head_epochs"], tune_epochs=settings["tune_epochs"],
-              limit=settings["limit"], teacher=teacher, outputs=outputs,
+              limit=settings["limit"], teachers=[teacher] if teacher else (),
+              outputs=outputs,
               unlabelled_roots=[_unlabelled_root(work_dir, held_out, smoke)] if teacher else ())
         sets = [split_set(run_dir, "val", size)] + tests
         meta = quantize_run(run_dir, sets, name, settings["calibration"], settings["max_loss"])

@@ -185,12 +185,15 @@ def _kind_tradeoff(candidates, sets, plot_path):
 
 
 def _teacher_size(meta):
-    """'the 224x224 model of <its run folder>' for a distilled candidate, else None."""
+    """'the 224x224 model of <its run folder>' (and so on for an ensemble of teachers) for a
+    distilled candidate, else None."""
+    from .distill import teachers_of
+
     distillation = meta["training"].get("distillation")
     if not distillation:
         return None
-    size = distillation["teacher_size"]
-    return f"the {size}x{size} model of `{os.path.dirname(distillation['teacher'])}`"
+    return " and ".join(f"the {size}x{size} model of `{os.path.dirname(path)}`"
+                        for path, size in teachers_of(distillation))
 
 
 def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, sets=()):

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.inference.preprocess import normalize
 
-from . import dataset, model as model_lib, recipe, run_folder, weights
+from . import dataset, distill, model as model_lib, recipe, run_folder, weights
 from .augment import augment
 from .progress import progress
 from .synthetic_masks import BELOW_NOSE, OVER_NOSE
@@ -129,15 +129,13 @@ def _fit(model, x_train, y_train, x_val, y_val, lr, epochs, patience, checkpoint
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def _distillation_targets(teacher, samples, synthetic_images, synthetic, alpha, temperature,
+def _distillation_targets(teachers, samples, synthetic_images, synthetic, alpha, temperature,
                           outputs):
     """Soft targets of the samples (training faces, unlabelled ones) then of the synthetic faces,
-    from the teacher's scores on the original image files (framed and resized as the Pi does)
+    from the teachers' scores on the original image files (framed and resized as the Pi does)
     and on the synthetic images as drawn."""
-    from . import distill
-
     images = [dataset.read_rgb(s.path) for s in progress(samples, desc="decode for teacher")]
-    p_teacher = distill.teacher_probabilities(teacher, images + list(synthetic_images))
+    p_teacher = distill.teacher_probabilities(teachers, images + list(synthetic_images))
     labels = dataset.as_outputs([s.label for s in samples + synthetic], outputs)
     return distill.soft_targets(labels, p_teacher, alpha, temperature, outputs), p_teacher
 
@@ -169,16 +167,17 @@ def _mask_twins(images, samples, seed, kinds):
 def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
           views=recipe.AUGMENTED_VIEWS, head_epochs=8, tune_epochs=12, head_lr=1e-3, tune_lr=5e-5,
           patience=3, batch=64,
-          limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teacher=None,
+          limit=None, first_tuned_block=model_lib.FIRST_TUNED_BLOCK, teachers=(),
           unlabelled_roots=(), distill_alpha=recipe.DISTILL_ALPHA,
           temperature=recipe.DISTILL_TEMPERATURE,
           synthetic_twins=tuple(SYNTHETIC_TWINS), outputs=recipe.OUTPUTS):
     """Train the classifier on the label folders under `roots`; writes the run to `out_dir`.
 
     `limit` keeps only that many images per label (for smoke runs); phase two fine-tunes the
-    blocks from `first_tuned_block` up. With `teacher` (a float TFLite classifier) the targets
-    are distilled (`distill.soft_targets`) and the faces under `unlabelled_roots` join the
-    training set with the teacher's scores as their targets. Every bare training face also gets
+    blocks from `first_tuned_block` up. With `teachers` (float TFLite classifiers of runs split
+    alike) the targets are distilled from their mean score (`distill.soft_targets`), the split
+    is theirs, and the faces under `unlabelled_roots` join the training set with the teachers'
+    scores as their targets. Every bare training face also gets
     a twin per kind of `synthetic_twins` (`synthetic_masks`): a mask drawn below its nose,
     labelled as one, and over its nose, labelled mask. The model has `outputs` outputs: the
     first of dataset.LABELS (two: a mask below the nose is no mask). Returns the run summary.
@@ -194,14 +193,17 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     if limit:
         samples = [s for label in range(len(dataset.LABELS))
                    for s in [x for x in samples if x.label == label][:limit]]
-    train_set, val_set = dataset.split_samples(samples, val_fraction, seed)
+    if teachers:
+        train_set, val_set = dataset.split_like(samples, distill.teachers_split(teachers),
+                                                val_fraction, seed)
+    else:
+        train_set, val_set = dataset.split_samples(samples, val_fraction, seed)
     log.info("%d training and %d validation images from %s", len(train_set), len(val_set), roots)
     unlabelled = []
-    if teacher:
-        from .distill import list_unlabelled
-
-        unlabelled = list_unlabelled(unlabelled_roots)[:limit] if unlabelled_roots else []
-        log.info("distilling from %s, with %d unlabelled faces", teacher, len(unlabelled))
+    if teachers:
+        unlabelled = distill.list_unlabelled(unlabelled_roots)[:limit] if unlabelled_roots else []
+        log.info("distilling from %s, with %d unlabelled faces", ", ".join(teachers),
+                 len(unlabelled))
     # Training images keep some room around the output size for crop jitter.
     train_images, y_train, kept = dataset.load_images(
         train_set + unlabelled, int(size * 1.25), lambda it: progress(it, desc="decode train"))
@@ -213,8 +215,8 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
                                                   synthetic_twins)
         train_images = np.concatenate([train_images, synthetic_images])
     targets = None
-    if teacher:
-        targets, p_teacher = _distillation_targets(teacher, train_set + unlabelled, synthetic_images,
+    if teachers:
+        targets, p_teacher = _distillation_targets(teachers, train_set + unlabelled, synthetic_images,
                                                    synthetic, distill_alpha, temperature, outputs)
     every_label = dataset.as_outputs(np.concatenate([y_train, np.full(len(unlabelled), -1),
                                                      np.array([s.label for s in synthetic], int)]),
@@ -228,11 +230,11 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
     plan = view_plan(train_set + unlabelled + synthetic, views)
     x_train = _features(lower, _augmented_views(train_images, plan, size, seed), desc="train features")
     del train_images, synthetic_images
-    hard_views = np.argmax(targets, axis=1)[plan] if teacher else every_label[plan]
-    y_views = targets[plan] if teacher else hard_views
+    hard_views = np.argmax(targets, axis=1)[plan] if teachers else every_label[plan]
+    y_views = targets[plan] if teachers else hard_views
     val_counts = dataset.class_counts(y_val)
     y_val = dataset.as_outputs(y_val, outputs)
-    if teacher:
+    if teachers:
         y_val = np.eye(outputs, dtype=np.float32)[y_val]
     x_val = _features(lower, val_images, desc="val features")
 
@@ -272,13 +274,12 @@ def train(roots, out_dir, size=224, weights_file=None, val_fraction=0.2, seed=0,
         "history": {"head": history1, "fine_tune": history2},
         "seconds": round(time.time() - started, 1),
     }
-    if teacher:
-        from . import distill
-
+    if teachers:
         unlabelled_p = p_teacher[len(train_set):len(train_set) + len(unlabelled)]
         summary["distillation"] = {
-            "teacher": run_folder.portable_path(os.path.abspath(teacher)),
-            "teacher_size": distill.teacher_input_size(teacher), "alpha": distill_alpha,
+            "teachers": [run_folder.portable_path(os.path.abspath(t)) for t in teachers],
+            "teacher_sizes": [distill.teacher_input_size(t) for t in teachers],
+            "alpha": distill_alpha,
             "temperature": temperature, "unlabelled_faces": len(unlabelled),
             "unlabelled_roots": [run_folder.portable_path(os.path.abspath(r)) for r in unlabelled_roots],
             "teacher_no_mask_share": {"labelled": float(np.mean(p_teacher[:len(train_set)] >= 0.5)),

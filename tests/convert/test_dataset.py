@@ -153,3 +153,22 @@ def test_training_stops_on_the_mask_decision_not_on_the_kind_of_no_mask():
         assert value(soft, y, right) == pytest.approx(expected, rel=1e-4)
         assert value(soft, y, kinds_swapped) == pytest.approx(value(soft, y, right), rel=1e-6)
         assert value(soft, y, mask_missed) > value(soft, y, right) + 0.3
+
+
+def test_a_student_keeps_its_teachers_split_and_splits_only_new_faces(tmp_path):
+    """The faces a teacher's split lists stay on its side (a student then validates on faces
+    no teacher trained on); faces it does not list are split as usual."""
+    make_tree(tmp_path, {"with_mask": 20, "without_mask": 10})
+    samples = dataset.list_samples([str(tmp_path)])
+    old, new = samples[:15] + samples[20:25], samples[15:20] + samples[25:]
+    teacher_train, teacher_val = dataset.split_samples(old, 0.5, seed=3)
+    split = {"train": [[s.path, s.label] for s in teacher_train],
+             "val": [[s.path, s.label] for s in teacher_val]}
+    train, val = dataset.split_like(samples, split, 0.2, seed=0)
+    assert {s.path for s in teacher_val} <= {s.path for s in val}
+    assert {s.path for s in teacher_train} <= {s.path for s in train}
+    assert len(train) + len(val) == len(samples)
+    new_val = {s.path for s in val} & {s.path for s in new}
+    assert new_val == {s.path for s in dataset.split_samples(new, 0.2, seed=0)[1]} and new_val
+    assert dataset.split_like(samples, {"train": [], "val": []}, 0.2, 0)[1] == \
+        dataset.split_samples(samples, 0.2, 0)[1]

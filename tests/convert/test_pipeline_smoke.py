@@ -42,7 +42,11 @@ def test_the_student_is_distilled_from_the_teacher_with_unlabelled_faces(smoke):
     student = json.loads((work / "r80" / "train.json").read_text())
     assert "distillation" not in teacher  # the teacher learns from the labels alone
     distillation = student["distillation"]
-    assert distillation["teacher"].endswith("r96/mask_classifier_float.tflite")
+    assert distillation["teachers"] == [distillation["teachers"][0]]
+    assert distillation["teachers"][0].endswith("r96/mask_classifier_float.tflite")
+    assert distillation["teacher_sizes"] == [96]
+    split = [json.loads((work / run / "split.json").read_text()) for run in ("r96", "r80")]
+    assert split[0] == split[1]  # the student validates on faces its teacher never trained on
     unlabelled = list((work / "unlabelled_faces" / "unlabelled").glob("video-*.png"))
     assert distillation["unlabelled_faces"] == min(len(unlabelled), 40) > 0  # smoke: 40 at most
     meta = json.loads((work / "r80" / "mask_classifier.json").read_text())

@@ -193,3 +193,17 @@ def test_the_card_of_a_three_output_model_says_how_p_no_mask_is_read():
     line = _kinds_line({"labels": ["mask", "no_mask", "mask_below_nose"],
                         "no_mask_labels": ["no_mask", "mask_below_nose"]})
     assert "sum of `no_mask` and `mask_below_nose`" in line and "reason" in line
+
+
+def test_the_card_names_every_teacher_of_a_distilled_run():
+    from convert.publish import _teacher_size
+
+    ensemble = {"training": {"distillation": {
+        "teachers": ["runs/c/r224/m_float.tflite", "runs/d/r160/m_float.tflite"],
+        "teacher_sizes": [224, 160]}}}
+    assert _teacher_size(ensemble) == \
+        "the 224x224 model of `runs/c/r224` and the 160x160 model of `runs/d/r160`"
+    single = {"training": {"distillation": {"teacher": "runs/c/r224/m_float.tflite",
+                                            "teacher_size": 224}}}
+    assert _teacher_size(single) == "the 224x224 model of `runs/c/r224`"
+    assert _teacher_size({"training": {}}) is None
