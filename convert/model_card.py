@@ -79,14 +79,28 @@ def _tradeoff(meta):
     if not measured:
         return ""
     lines = ["Masks worn correctly want a high threshold, masks below the nose a low one. Every "
-             "threshold from 0.02 to 0.98 of each candidate, against all three targets above:", ""]
+             "threshold from 0.02 to 0.98 of each candidate, against all three targets above; and "
+             "the most masks below the nose any threshold calls no_mask while masks worn "
+             "correctly and bare faces meet their targets (the candidates compared at equal "
+             "accuracy on those, not each at its own threshold):", ""]
     for c in measured:
         met = c["kinds"]["thresholds_meeting_all_targets"]
         where = (f"met together at {len(met)} of them ({min(met)}-{max(met)})" if met else
                  "no threshold meets them together")
         failed = " (not a candidate: failed the int8 gate)" if "why" in c else ""
-        lines.append(f"- {c['size']}x{c['size']} ({_trained(c)}){failed}: {where}")
+        lines.append(f"- {c['size']}x{c['size']} ({_trained(c)}){failed}: {where}; "
+                     f"{_below_nose_at_others_target(c['kinds'])}")
     return "\n" + "\n".join(lines) + "\n\n![kinds against the threshold](card/kinds_tradeoff.png)\n"
+
+
+def _below_nose_at_others_target(kinds):
+    best = kinds.get("below_nose_with_others_at_target", "unmeasured")
+    if best == "unmeasured":
+        return "masks below the nose at the other targets not measured"
+    if best is None:
+        return "no threshold lets masks worn correctly and bare faces meet their targets"
+    return (f"masks below the nose at the other targets: at most {best['right']} of "
+            f"{best['total']} (at {best['threshold']:.3f})")
 
 
 def _by_kind(meta):

@@ -45,12 +45,36 @@ def thresholds_meeting_targets(scores, thresholds=THRESHOLDS, targets=KIND_TARGE
     return met
 
 
+BELOW_NOSE = ("held-out scenes", "mask_weared_incorrect")
+
+
+def best_with_others_at_target(scores, kind=BELOW_NOSE, targets=KIND_TARGETS):
+    """The most faces of one kind (masks below the nose) any threshold calls right while every
+    other targeted kind meets its target: two models compared at equal accuracy on the others,
+    not each at its own threshold. {"right", "total", "threshold"}, or None when no threshold
+    lets the others meet their targets."""
+    values = scores.get(kind[0], {}).get(kind[1], [])
+    candidates = {v for s in scores.values() for vs in s.values() for v in vs} | {0.5}
+    others = {k: t for k, t in targets.items() if k != kind}
+    best = None
+    for t in sorted(candidates):
+        shares = shares_at(scores, t, others)
+        if len(shares) < len(others) or any(shares[k] < others[k] for k in others):
+            continue
+        right = round(share_right(kind[1], values, t) * len(values)) if len(values) else 0
+        if best is None or right > best["right"]:
+            best = {"right": right, "total": len(values), "threshold": float(t)}
+    return best
+
+
 def summary(scores, threshold, thresholds=THRESHOLDS, targets=KIND_TARGETS):
-    """What the card says of one candidate: each kind's share at its own threshold, and the
-    thresholds (of `thresholds`) at which all kinds meet their targets."""
+    """What the card says of one candidate: each kind's share at its own threshold, the
+    thresholds (of `thresholds`) at which all kinds meet their targets, and the most masks below
+    the nose any threshold gives with the other kinds at their targets."""
     shares = shares_at(scores, threshold, targets)
     return {"at_threshold": {f"{s}: {k}": v for (s, k), v in shares.items()},
-            "thresholds_meeting_all_targets": thresholds_meeting_targets(scores, thresholds, targets)}
+            "thresholds_meeting_all_targets": thresholds_meeting_targets(scores, thresholds, targets),
+            "below_nose_with_others_at_target": best_with_others_at_target(scores, targets=targets)}
 
 
 def plot_tradeoff(curves, path, targets=KIND_TARGETS):
@@ -62,7 +86,7 @@ def plot_tradeoff(curves, path, targets=KIND_TARGETS):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x_key, y_key = ("real-world scenes", "with_mask"), ("held-out scenes", "mask_weared_incorrect")
+    x_key, y_key = ("real-world scenes", "with_mask"), BELOW_NOSE
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     ax.fill_between([targets[x_key], 1.0], targets[y_key], 1.0, color="#dff0d8", zorder=0)
     ax.axvline(targets[x_key], color="green", linewidth=0.8, linestyle="--")

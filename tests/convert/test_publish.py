@@ -124,6 +124,9 @@ def test_each_candidates_kinds_are_measured_at_every_threshold_and_drawn(tmp_pat
     assert "![kinds against the threshold](card/kinds_tradeoff.png)" in card
     assert (tmp_path / "out" / "card" / "kinds_tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     assert ("no threshold meets them together" in card) == (not met)
+    best = kinds["below_nose_with_others_at_target"]
+    assert (f"at most {best['right']} of {best['total']}" if best else
+            "no threshold lets masks worn correctly and bare faces meet") in card
 
 
 def test_a_threshold_meets_the_targets_only_when_every_kind_does():
@@ -139,6 +142,22 @@ def test_a_threshold_meets_the_targets_only_when_every_kind_does():
     del scores["real-world scenes"]["without_mask"]
     scores["held-out scenes"]["mask_weared_incorrect"] = [0.6] * 100
     assert thresholds_meeting_targets(scores, thresholds) == []  # a kind not measured meets nothing
+
+
+def test_masks_below_the_nose_are_compared_with_the_other_kinds_at_their_targets():
+    """A model that buys masks below the nose by calling masks no_mask is measured where masks
+    meet their target: the threshold is the best one that keeps every other kind at target."""
+    from convert.tradeoff import best_with_others_at_target
+
+    scores = {"real-world scenes": {"with_mask": [0.1] * 97 + [0.35, 0.45, 0.5],
+                                    "without_mask": [0.9] * 100},
+              "held-out scenes": {"mask_weared_incorrect": [0.3] * 10 + [0.4] * 10 + [0.6] * 80}}
+    # at 0.3 all 100 below the nose are no_mask but masks are 0.97; from above 0.35 masks are
+    # 0.98, and the lowest such threshold (0.4) calls 90 of 100 below the nose no_mask
+    best = best_with_others_at_target(scores)
+    assert (best["right"], best["total"]) == (90, 100) and 0.35 < best["threshold"] <= 0.4
+    scores["real-world scenes"]["without_mask"] = [0.2] * 100  # bare faces fail above 0.2
+    assert best_with_others_at_target(scores) is None
 
 
 def test_of_two_runs_of_one_size_the_one_better_on_real_world_faces_wins_not_latency_noise():
