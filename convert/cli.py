@@ -57,10 +57,10 @@ def _real_world(args):
     return real_world_set(args.real_world or defaults.real_world_annotations(), args.min_face)
 
 
-def _eval_sets(args, size):
+def _eval_sets(args, size, run=None):
     from .evaluation_sets import held_out_scenes_set, split_set
 
-    return [split_set(args.run, "val", size), _real_world(args),
+    return [split_set(run or args.run, "val", size), _real_world(args),
             held_out_scenes_set(defaults.held_out_scene_photos())]
 
 
@@ -97,6 +97,17 @@ def cmd_quantize(args):
                       "threshold": meta["threshold"],
                       "agreement": {k: v["same_label"] for k, v in
                                     meta["metrics"]["int8_float_agreement"].items()}}))
+
+
+def cmd_cascade(args):
+    from .cascade import make_cascade
+
+    meta = make_cascade(args.first, args.second, args.out, _eval_sets(args, None, args.first),
+                        args.name)
+    opinion = meta["second_opinion"]
+    print(json.dumps({"out": args.out, "band": opinion["band"], "threshold": opinion["threshold"],
+                      "asked": opinion["asked"],
+                      "correct_by_kind": meta["metrics"]["int8_correct_by_kind"]}))
 
 
 def cmd_check_edgetpu(args):
@@ -197,6 +208,17 @@ def _add_commands(sub):
                    help="largest balanced-accuracy loss of int8 against float (0.01 = 1 point)")
     _add_eval_args(p)
     p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("cascade", help="a quantized run with a second quantized run as its "
+                       "second opinion on the faces it is unsure of (band and threshold chosen "
+                       "on their shared validation split); the result is a run publish takes")
+    p.add_argument("--first", required=True, metavar="RUN", help="the model every face goes through")
+    p.add_argument("--second", required=True, metavar="RUN", help="the model asked near the "
+                   "first's threshold (trained on the same split)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--name", default="mask_classifier")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_cascade)
 
     p = sub.add_parser("check-edgetpu", help="check .tflite files against the Edge TPU rules")
     p.add_argument("models", nargs="+")

@@ -154,6 +154,8 @@ def _trained(c):
         trained += f", {c['augmented_views']} augmented views per face"
     if c.get("teacher") and c.get("label_weight") not in (None, DISTILL_ALPHA):
         trained += f", the label {c['label_weight']:g} of each target"
+    if c.get("second_opinion"):
+        trained += f"; with a second opinion: {c['second_opinion']}"
     return trained
 
 
@@ -221,6 +223,37 @@ def _phases(meta):
     return f"the head, then blocks {first}-16"
 
 
+def _second_opinion(meta):
+    """The card's words on a second opinion (`convert/cascade.py`), or nothing."""
+    opinion = meta.get("second_opinion")
+    if not opinion:
+        return ""
+    file, size = meta["files"]["second_opinion"], opinion["input_size"]
+    low, high = opinion["band"]
+    asked = opinion["asked"]
+    alone = meta["metrics"].get("first_model_alone", {}).get("int8_correct_by_kind", {})
+    kinds = "; ".join(f"{KIND_NAMES[kind]} on the {set_name} {right} of {total}"
+                      for (set_name, kind) in KIND_TARGETS
+                      for right, total in [alone.get(set_name, {}).get(kind, (0, 0))] if total)
+    return f"""
+- Second opinion: a face whose P(no_mask) lies between {low:.3f} and {high:.3f} also goes
+  through `{file}` ({size}x{size}, the int8 model of `{opinion['run']}`, trained on the same
+  split; sha256 `{meta['sha256'][file]}`) and is decided by the mean of the two P(no_mask):
+  `no_mask` at >= **{opinion['threshold']:.4f}**, score scale {opinion['score_scale']:.2f}. The
+  band holds every validation face whose decision the mean changes, widened by half a unit of
+  log-odds on each side, and the threshold is chosen as the one above; both on the validation
+  split alone. It asks about {asked.get('real-world scenes', 0):.1%} of the real-world faces and
+  {asked.get('held-out scenes', 0):.1%} of the held-out ones. Every int8 number below is of the
+  pair; the first model alone: {kinds or 'not measured'}. The float rows and the int8-float
+  agreement are the first model's."""
+
+
+def _with_second(meta):
+    opinion = meta.get("second_opinion")
+    return f", with a {opinion['input_size']}x{opinion['input_size']} second opinion" \
+        if opinion else ""
+
+
 def render_model_card(meta):
     """The model card as Markdown text."""
     q_in, q_out = meta["input"]["quantization"], meta["output"]["quantization"]
@@ -246,12 +279,12 @@ that run, and `{meta['name']}.json` holds them all.
   multiplied by {meta.get('score_scale', 1.0):.2f}, the factor that best fits the validation labels
   (temperature scaling: above 1, the model's own scores were softer than its accuracy warrants)
   (`edge/inference/classifier.py`), which the decision band and the events read.
-- File: {meta['size_bytes'] / 1e6:.2f} MB, sha256 `{meta['sha256'][meta['files']['int8']]}`.
+- File: {meta['size_bytes'] / 1e6:.2f} MB, sha256 `{meta['sha256'][meta['files']['int8']]}`.{_second_opinion(meta)}
 
 ## Choice of input size
 {_selection_table(meta)}
 
-**Default: {size}x{size}.** {meta['selection']['reason']}.
+**Default: {size}x{size}{_with_second(meta)}.** {meta['selection']['reason']}.
 
 ## Quality
 Validation: a seeded, stratified 20 % of the training folders, split by photo for scene faces.

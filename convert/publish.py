@@ -19,6 +19,7 @@ from edge.errors import QualityGateError
 
 from . import run_folder
 from .latency import measure_latency
+from .scorers import tflite_scorer
 from .model_card import KIND_NAMES, OLD_FIRST_TUNED_BLOCK, write_model_card
 from .targets import KIND_TARGETS
 
@@ -44,6 +45,13 @@ def load_candidate(run_dir, name):
         meta = json.load(handle)
     model_path = os.path.join(run_dir, meta["files"]["int8"])
     meta["latency_cpu_int8"] = measure_latency(model_path)
+    if "second_opinion" in meta:  # a pair: the second model's time on the faces it is asked
+        from .cascade import cost_per_face
+
+        second = measure_latency(os.path.join(run_dir, meta["files"]["second_opinion"]))
+        meta["latency_cpu_int8"] = cost_per_face(
+            meta["latency_cpu_int8"], second,
+            meta["second_opinion"]["asked"][run_folder.REAL_WORLD])
     meta["run"] = run_folder.portable_path(os.path.abspath(run_dir))
     return {"run": run_dir, "meta": meta, "model_path": model_path}
 
@@ -97,13 +105,19 @@ def _choose_by_targets(candidates, gaps):
     which = "the fastest of the models" if len(close) > 1 else "the model"
     targets = ", ".join(f"{KIND_NAMES[kind]} {target:.2f} on the {set_name}"
                         for (set_name, kind), target in KIND_TARGETS.items())
-    where = ("that meet every target" if nearest == 0 else
+    meets = "that meet" if len(close) > 1 else "that meets"
+    where = (f"{meets} every target" if nearest == 0 else
              f"nearest to meeting every target (worst kind {nearest * 100:.1f} points short)")
+    if "second_opinion" in chosen["meta"]:
+        opinion = chosen["meta"]["second_opinion"]["input_size"]
+        size = f"{size}x{size} with a {opinion}x{opinion} second opinion"
+    else:
+        size = f"{size}x{size}"
     ties = ("" if len(as_fast) == 1 else
             f" ({len(as_fast)} of them count as one speed, the fastest's network or within "
             f"{(SAME_SPEED - 1) * 100:.0f} % of its latency: of those, the nearest to the targets, "
             "then the best balanced accuracy on the real-world scenes)")
-    return chosen, (f"{size}x{size} is {which} {where} of faces called right ({targets}){ties}; "
+    return chosen, (f"{size} is {which} {where} of faces called right ({targets}){ties}; "
                     "at an entrance, time per face buys frames per person, and frames per "
                     "person buy steadier decisions")
 
@@ -158,7 +172,19 @@ def candidate_summary(meta):
             "augmented_views": meta["training"].get("augmented_views"),
             "label_weight": (meta["training"].get("distillation") or {}).get("alpha"),
             "outputs": len(meta["labels"]),
-            "first_tuned_block": meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK)}
+            "first_tuned_block": meta["training"].get("first_tuned_block", OLD_FIRST_TUNED_BLOCK),
+            "second_opinion": _second_opinion_words(meta)}
+
+
+def _second_opinion_words(meta):
+    """'the 160x160 model of <run> on 9 % of faces' for a pair, else None."""
+    opinion = meta.get("second_opinion")
+    if not opinion:
+        return None
+    size = opinion["input_size"]
+    return (f"the {size}x{size} model of `{opinion['run']}` on the "
+            f"{opinion['asked'][run_folder.REAL_WORLD]:.0%} of real-world faces the first is "
+            f"least sure of")
 
 
 TRADEOFF_PLOT = "kinds_tradeoff.png"
@@ -173,8 +199,14 @@ def _kind_tradeoff(candidates, sets, plot_path):
 
     curves, out = {}, []
     for c in candidates:
-        scores = tradeoff.kind_scores(c["model_path"], sets)
-        threshold = c["meta"]["threshold"]
+        if "second_opinion" in c["meta"]:  # a pair: its own decision, on one centred scale
+            from .cascade import scorer
+
+            scores = tradeoff.kind_scores(scorer(c["run"], c["meta"]), sets)
+            threshold = 0.5
+        else:
+            scores = tradeoff.kind_scores(tflite_scorer(c["model_path"]), sets)
+            threshold = c["meta"]["threshold"]
         out.append({"kinds": tradeoff.summary(scores, threshold)})
         size = c["meta"]["input"]["size"]
         failed = "" if c["meta"].get("quality_gate", {"passed": True})["passed"] else \
@@ -225,7 +257,11 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, sets=()):
                                             for c, k in zip(rejected, kinds[len(candidates):])]}
     if baseline:
         meta["baseline"] = baseline
-    shutil.copyfile(chosen["model_path"], os.path.join(out_dir, meta["files"]["int8"]))
+    stale = os.path.join(out_dir, f"{name}_second_int8.tflite")  # a previous pair's
+    if os.path.isfile(stale) and "second_opinion" not in meta:
+        os.remove(stale)
+    for file in meta["files"].values():
+        shutil.copyfile(os.path.join(chosen["run"], file), os.path.join(out_dir, file))
     run_folder.write_metadata(meta, os.path.join(out_dir, run_folder.metadata_file(name)))
     for plot in run_folder.CARD_PLOTS:
         source = os.path.join(chosen["run"], plot)

@@ -6,16 +6,14 @@ and a picture of it for the model card.
 import numpy as np
 
 from .metrics import share_right
-from .scorers import tflite_scorer
 from .targets import KIND_TARGETS
 
 THRESHOLDS = tuple(round(t, 3) for t in np.linspace(0.02, 0.98, 49))
 
 
-def kind_scores(model_path, sets):
-    """{set name: {kind: P(no mask) of each face of that kind}} of a TFLite model, over the sets
-    that name each face's kind."""
-    score = tflite_scorer(model_path)
+def kind_scores(score, sets):
+    """{set name: {kind: P(no mask) of each face of that kind}} of a scorer (images -> scores),
+    over the sets that name each face's kind."""
     out = {}
     for s in sets:
         if not s.kinds:

@@ -293,13 +293,13 @@ def _meta_copy(tmp_path, model_bytes=None, size=None):
     with open(META) as f:
         meta = json.load(f)
     model = tmp_path / meta["files"]["int8"]
-    if model_bytes is None:
-        shutil.copyfile(os.path.join(REPO_ROOT, "models", meta["files"]["int8"]), model)
-    else:
+    for file in meta["files"].values():  # the model, and a second opinion's
+        shutil.copyfile(os.path.join(REPO_ROOT, "models", file), tmp_path / file)
+    if model_bytes is not None:
         model.write_bytes(model_bytes)
         from edge.inference.model_meta import sha256_of
 
-        meta["sha256"] = {meta["files"]["int8"]: sha256_of(model)}
+        meta["sha256"][meta["files"]["int8"]] = sha256_of(model)
     if size:
         meta["input"]["size"] = size
     path = tmp_path / "mask_classifier.json"

@@ -10,10 +10,15 @@ distilled model, whose scores are softer than its teacher's, would leave more pe
 On the CPU the faces of a frame go through the model in one invoke (its input resized to the
 number of faces, at most MAX_BATCH at a time); on the Edge TPU, whose compiled model is static,
 one invoke per face.
+
+A model published with a second opinion (the metadata's `second_opinion`) asks a second model,
+one invoke per face, about the few faces whose P(no mask) lies in a band around the first's
+threshold; those are decided by the mean of the two P(no mask), on the second opinion's own
+threshold and score scale. Both were chosen on the validation set (`convert/cascade.py`).
 """
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import cv2
@@ -88,37 +93,36 @@ class MaskClassifier:
     """An int8 MobileNetV2 mask / no-mask classifier opened once: one invoke per frame's faces on
     the CPU, one per face on the Edge TPU."""
 
-    def __init__(self, meta, interpreter):
+    def __init__(self, meta, interpreter, second=None):
         self.meta = meta
         self.interpreter = interpreter  # an AcceleratedModel: the Edge TPU or its CPU twin
+        self.second = second  # the second opinion's AcceleratedModel, or None
         self._batch = None  # the CPU interpreter of frames with several faces, opened when needed
-        try:
-            height, width = tensors.input_size(interpreter)
-        except ModelError as exc:
-            raise ModelError(f"{meta.model_path}: {exc}") from exc
-        if (height, width) != (meta.input_size, meta.input_size):
-            raise ModelError(f"{meta.model_path} takes {width}x{height} images but its metadata "
-                             f"{meta.path} says {meta.input_size}: the two files do not belong "
-                             "together")
-        outputs = interpreter.get_output_details()
-        classes = int(outputs[0]["shape"][-1]) if outputs else 0
-        if len(outputs) != 1 or classes != len(meta.labels):
-            raise ModelError(f"{meta.model_path} gives {classes} scores per face but its metadata "
-                             f"{meta.path} names {len(meta.labels)} labels {list(meta.labels)}: it "
-                             "is not a mask classifier of this metadata; use a model made by "
-                             "`maskdet-convert quantize`")
+        _check_model(interpreter, meta.model_path, meta.input_size, meta)
+        if (second is None) != (meta.second_opinion is None):
+            raise ModelError(f"{meta.path}: a second opinion needs its model and its metadata")
+        if second is not None:
+            _check_model(second, meta.second_model_path, meta.second_opinion.input_size, meta)
 
     @classmethod
     def open(cls, meta_path, accelerator=AcceleratorSettings(), runtime=None, verify_sha256=True):
-        """Open the classifier described by a metadata file (checks the CPU model's sha256).
+        """Open the classifier described by a metadata file (checks each CPU model's sha256).
 
-        With accelerator `auto` an `_edgetpu.tflite` twin beside the model is used when present."""
+        With accelerator `auto` an `_edgetpu.tflite` twin beside a model is used when present;
+        a second opinion without its own twin runs on the CPU, whatever the mode."""
         meta = load_classifier_meta(meta_path)
-        if verify_sha256 and sha256_of_existing(meta.model_path) != meta.sha256:
-            raise ModelError(f"{meta.model_path} does not match the sha256 in {meta.path}: the "
-                             "model was replaced or damaged; re-run `maskdet-convert quantize`")
+        opinion = meta.second_opinion
+        if verify_sha256:
+            _verify_sha256(meta.model_path, meta.sha256, meta.path)
+            if opinion is not None:
+                _verify_sha256(meta.second_model_path, opinion.sha256, meta.path)
         model = AcceleratedModel(meta.model_path, accelerator, runtime)
-        return cls(meta, model)
+        second = None
+        if opinion is not None:
+            mode = "auto" if accelerator.mode == "edgetpu" else accelerator.mode
+            second = AcceleratedModel(meta.second_model_path,
+                                      replace(accelerator, mode=mode, require=False), runtime)
+        return cls(meta, model, second)
 
     @property
     def placement(self):
@@ -126,12 +130,14 @@ class MaskClassifier:
         return self.interpreter.placement
 
     def no_mask_probability(self, face_rgb):
-        """P(no mask) for a face crop (any size, RGB uint8)."""
-        return self.read_scores(self._scores(resize_square(face_rgb, self.meta.input_size)))[0]
+        """P(no mask) for a face crop (any size, RGB uint8): the first model's, or the mean of
+        both where the second opinion is asked."""
+        return self.classify(face_rgb).no_mask_probability
 
-    def _scores(self, pixels_rgb):
-        """The model's output for one input: a score per label of the metadata."""
-        return tensors.run_image(self.interpreter, pixels_rgb, self.meta.mean, self.meta.std)
+    def _scores(self, pixels_rgb, interpreter=None):
+        """A model's output for one input: a score per label of the metadata."""
+        return tensors.run_image(interpreter or self.interpreter, pixels_rgb, self.meta.mean,
+                                 self.meta.std)
 
     def read_scores(self, scores):
         """(P(no mask), the share of it on a mask below the nose or None) of a row of scores:
@@ -153,17 +159,32 @@ class MaskClassifier:
             return Classification("no_mask", score, score, no_mask_probability, below_nose)
         return Classification("mask", 1.0 - score, score, no_mask_probability, below_nose)
 
-    def _answer(self, scores):
-        """The Classification of one row of the model's scores."""
-        return self.decide(*self.read_scores(scores))
+    def _answer(self, scores, face_at):
+        """The Classification of one row of the first model's scores; `face_at(size)` gives the
+        face as the second opinion's input when the first is unsure of it."""
+        p, below = self.read_scores(scores)
+        opinion = self.meta.second_opinion
+        if opinion is None or not opinion.asks(p):
+            return self.decide(p, below)
+        second = self.read_scores(self._scores(face_at(opinion.input_size), self.second))[0]
+        mean = (p + second) / 2.0
+        score = no_mask_score(mean, opinion.threshold, opinion.score_scale)
+        label = "no_mask" if mean >= opinion.threshold else "mask"
+        return Classification(label, score if label == "no_mask" else 1.0 - score, score, mean,
+                              below)
 
     def classify(self, face_rgb):
         """Label and score of one face crop."""
-        return self._answer(self._scores(resize_square(face_rgb, self.meta.input_size)))
+        def face_at(size):
+            return resize_square(face_rgb, size)
+
+        return self._answer(self._scores(face_at(self.meta.input_size)), face_at)
 
     def classify_box(self, frame_bgr, box):
-        """Label and score of the face at `box` in a BGR frame (one invoke)."""
-        return self._answer(self._scores(self._face_input(frame_bgr, box)))
+        """Label and score of the face at `box` in a BGR frame (one invoke, two where the
+        second opinion is asked)."""
+        return self._answer(self._scores(self._face_input(frame_bgr, box)),
+                            lambda size: self._face_input(frame_bgr, box, size))
 
     def classify_boxes(self, frame_bgr, boxes):
         """Label and score of each face box of a BGR frame, in order, as `classify_box` gives
@@ -176,12 +197,16 @@ class MaskClassifier:
             except DataError as exc:
                 inputs.append(exc)
         rows = iter(self._outputs([p for p in inputs if not isinstance(p, DataError)]))
-        return [p if isinstance(p, DataError) else self._answer(next(rows)) for p in inputs]
+        return [p if isinstance(p, DataError) else
+                self._answer(next(rows), lambda size, box=box: self._face_input(frame_bgr, box, size))
+                for p, box in zip(inputs, boxes)]
 
-    def _face_input(self, frame_bgr, box):
-        """The model's input for the face at `box`, framed as in training (resized first, then
-        turned to RGB: the same pixels, and the colour swap on the small image)."""
-        crop = resize_square(crop_face(frame_bgr, box, self.meta.crop_margin), self.meta.input_size)
+    def _face_input(self, frame_bgr, box, size=None):
+        """A model's input for the face at `box`, framed as in training (resized first, then
+        turned to RGB: the same pixels, and the colour swap on the small image); `size`: the
+        first model's when not given."""
+        crop = resize_square(crop_face(frame_bgr, box, self.meta.crop_margin),
+                             size or self.meta.input_size)
         return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
 
     def _outputs(self, inputs):
@@ -260,6 +285,31 @@ def check_batches(interpreter, size, mean, std):
     if together.shape != alone.shape or not np.allclose(together, alone, rtol=0, atol=step):
         raise ModelError(f"a batch of two gave {together.tolist()} where single invokes gave "
                          f"{alone.tolist()}")
+
+
+def _check_model(interpreter, model_path, size, meta):
+    """ModelError unless a model takes `size` px faces and gives a score per label of `meta`."""
+    try:
+        height, width = tensors.input_size(interpreter)
+    except ModelError as exc:
+        raise ModelError(f"{model_path}: {exc}") from exc
+    if (height, width) != (size, size):
+        raise ModelError(f"{model_path} takes {width}x{height} images but its metadata "
+                         f"{meta.path} says {size}: the two files do not belong together")
+    outputs = interpreter.get_output_details()
+    classes = int(outputs[0]["shape"][-1]) if outputs else 0
+    if len(outputs) != 1 or classes != len(meta.labels):
+        raise ModelError(f"{model_path} gives {classes} scores per face but its metadata "
+                         f"{meta.path} names {len(meta.labels)} labels {list(meta.labels)}: it "
+                         "is not a mask classifier of this metadata; use a model made by "
+                         "`maskdet-convert quantize`")
+
+
+def _verify_sha256(model_path, sha256, meta_path):
+    """ModelError unless the model file's sha256 is the one its metadata records."""
+    if sha256_of_existing(model_path) != sha256:
+        raise ModelError(f"{model_path} does not match the sha256 in {meta_path}: the model was "
+                         "replaced or damaged; re-run `maskdet-convert quantize` (or `publish`)")
 
 
 def sha256_of_existing(path):

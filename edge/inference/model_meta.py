@@ -4,6 +4,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from edge.errors import ModelError
 
@@ -15,6 +16,24 @@ def sha256_of(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SecondOpinion:
+    """A second classifier asked about the faces the first is unsure of: those whose P(no mask)
+    from the first lies within `band`; their decision is the mean of the two P(no mask) against
+    `threshold` (both chosen on the validation set). Same labels, normalization and framing."""
+
+    model_file: str
+    sha256: str
+    input_size: int
+    band: tuple
+    threshold: float
+    score_scale: float = 1.0
+
+    def asks(self, no_mask_probability):
+        """Whether a face with this P(no mask) from the first model goes to the second."""
+        return self.band[0] <= no_mask_probability <= self.band[1]
 
 
 @dataclass(frozen=True)
@@ -35,11 +54,19 @@ class ClassifierMeta:
     # the labels whose scores add up to P(no mask); a model with one for masks worn below the
     # nose has two (no_mask, mask_below_nose), older ones the positive label alone
     no_mask_labels: tuple = ()
+    second_opinion: Optional[SecondOpinion] = None
 
     @property
     def model_path(self):
         """Absolute path of the int8 model next to the metadata file."""
         return os.path.join(os.path.dirname(self.path), self.model_file)
+
+    @property
+    def second_model_path(self):
+        """Absolute path of the second opinion's int8 model, or None."""
+        if self.second_opinion is None:
+            return None
+        return os.path.join(os.path.dirname(self.path), self.second_opinion.model_file)
 
     @property
     def no_mask_indices(self):
@@ -147,7 +174,31 @@ def load_classifier_meta(path):
         score_scale=float(_number(data, path, "score_scale", low=0.05, high=20.0))
         if "score_scale" in data else 1.0,
         no_mask_labels=no_mask_labels,
+        second_opinion=_second_opinion(data, path),
     )
+
+
+def _second_opinion(data, path):
+    """The metadata's `second_opinion` (None when absent): its model file (in `files`, with a
+    sha256), input size, band of the first model's P(no mask) and threshold on the mean."""
+    if "second_opinion" not in data:
+        return None
+    model_file = _text(data, path, "files", "second_opinion")
+    band = _require(data, path, "second_opinion", "band")
+    if not isinstance(band, list) or len(band) != 2 or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band) or \
+            not 0.0 <= band[0] < band[1] <= 1.0:
+        raise _bad(path, ("second_opinion", "band"), "two numbers 0 <= low < high <= 1", band)
+    return SecondOpinion(
+        model_file=model_file,
+        sha256=_text(data, path, "sha256", model_file),
+        input_size=_number(data, path, "second_opinion", "input_size", low=8, high=4096,
+                           integer=True),
+        band=(float(band[0]), float(band[1])),
+        threshold=float(_number(data, path, "second_opinion", "threshold", low=0.0, high=1.0,
+                                open_interval=True)),
+        score_scale=float(_number(data, path, "second_opinion", "score_scale", low=0.05,
+                                  high=20.0)))
 
 
 def _no_mask_labels(data, path, labels, positive):

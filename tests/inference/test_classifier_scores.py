@@ -114,8 +114,8 @@ def shipped_meta_with(folder, **changes):
     meta.pop("score_scale", None)
     meta.update(changes)
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(os.path.join(os.path.dirname(default_classifier()), meta["files"]["int8"]),
-                    folder / meta["files"]["int8"])
+    for file in meta["files"].values():  # the model, and a second opinion's
+        shutil.copyfile(os.path.join(os.path.dirname(default_classifier()), file), folder / file)
     path = folder / "mask_classifier.json"
     path.write_text(json.dumps(meta))
     return str(path)

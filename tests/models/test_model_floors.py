@@ -30,11 +30,11 @@ for s in (real_world_set(defaults.real_world_annotations()),
 print(json.dumps(out))
 """
 
-# (set, annotation kind) -> the least share called right. The targets of issue 12 where the
-# shipped model meets them; where it does not, just under its measured share (MODEL_CARD.md
-# says which): held-out masks below the nose, 101 of 113 (0.894) against the target 0.90.
+# (set, annotation kind) -> the least share called right: the targets of issue 12, which the
+# shipped pair (a 128 px model with a 160 px second opinion) meets: held-out masks below the
+# nose 104 of 113, bare faces 44 of 44, masks worn correctly 302 of 306 (MODEL_CARD.md).
 FLOORS = {
-    ("held-out scenes", "mask_weared_incorrect"): 0.88,
+    ("held-out scenes", "mask_weared_incorrect"): 0.90,
     ("real-world scenes", "without_mask"): 0.97,
     ("real-world scenes", "with_mask"): 0.98,
 }
