@@ -1,9 +1,13 @@
 """The whole conversion job in one call: data, training at each size, quantization, Edge TPU
-checks, the choice of size, the shipped model and its card."""
+checks, the smallest size with the next as its second opinion, the choice of model, the shipped
+model and its card."""
 import logging
 import os
 
+from edge.errors import DataError
+
 from . import defaults, recipe
+from .cascade import make_cascade
 from .distill import UNLABELLED, teacher_model
 from .edgetpu_rules import check_model, format_report
 from .evaluation_sets import held_out_scenes_set, real_world_set, split_set
@@ -71,4 +75,20 @@ def run_pipeline(work_dir, sizes=(224, 160, 128), out_dir=defaults.MODELS_DIR, s
         runs.append(run_dir)
         if size == teacher_size:
             teacher = teacher_model(run_dir, name)
+    runs += _second_opinion_pair(work_dir, sorted(sizes), tests, name)
     return publish(runs, out_dir, name, baseline_reports, tests)
+
+
+def _second_opinion_pair(work_dir, sizes, tests, name):
+    """[the run folder of the smallest size with the next size as its second opinion], or []
+    when there is no next size or the second changes no validation decision."""
+    if len(sizes) < 2:
+        return []
+    first, second = (os.path.join(work_dir, f"r{size}") for size in sizes[:2])
+    out = os.path.join(work_dir, f"r{sizes[0]}+{sizes[1]}")
+    try:
+        make_cascade(first, second, out, [split_set(first, "val")] + tests, name)
+    except DataError as exc:
+        log.info("no pair of %s and %s: %s", first, second, exc)
+        return []
+    return [out]

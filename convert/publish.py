@@ -101,18 +101,13 @@ def _choose_by_targets(candidates, gaps):
     as_fast = [(c, g) for c, g in close if _network(c) == _network(fastest)
                or latency(c) <= latency(fastest) * SAME_SPEED]
     chosen = min(as_fast, key=nearest_then_real_world)[0]
-    size = chosen["meta"]["input"]["size"]
+    size = _model_words(chosen["meta"])
     which = "the fastest of the models" if len(close) > 1 else "the model"
     targets = ", ".join(f"{KIND_NAMES[kind]} {target:.2f} on the {set_name}"
                         for (set_name, kind), target in KIND_TARGETS.items())
     meets = "that meet" if len(close) > 1 else "that meets"
     where = (f"{meets} every target" if nearest == 0 else
              f"nearest to meeting every target (worst kind {nearest * 100:.1f} points short)")
-    if "second_opinion" in chosen["meta"]:
-        opinion = chosen["meta"]["second_opinion"]["input_size"]
-        size = f"{size}x{size} with a {opinion}x{opinion} second opinion"
-    else:
-        size = f"{size}x{size}"
     ties = ("" if len(as_fast) == 1 else
             f" ({len(as_fast)} of them count as one speed, the fastest's network or within "
             f"{(SAME_SPEED - 1) * 100:.0f} % of its latency: of those, the nearest to the targets, "
@@ -120,6 +115,15 @@ def _choose_by_targets(candidates, gaps):
     return chosen, (f"{size} is {which} {where} of faces called right ({targets}){ties}; "
                     "at an entrance, time per face buys frames per person, and frames per "
                     "person buy steadier decisions")
+
+
+def _model_words(meta):
+    """'128x128', or '128x128 with a 160x160 second opinion' for a pair."""
+    size = meta["input"]["size"]
+    opinion = meta.get("second_opinion")
+    if opinion:
+        return f"{size}x{size} with a {opinion['input_size']}x{opinion['input_size']} second opinion"
+    return f"{size}x{size}"
 
 
 def _choose_by_balanced_accuracy(candidates):
@@ -137,15 +141,14 @@ def _choose_by_balanced_accuracy(candidates):
              and (best_below is None or (b is not None and b >= best_below - BELOW_NOSE_TOLERANCE))]
     if not close:
         chosen = max(candidates, key=lambda c: bacc(c, run_folder.REAL_WORLD))
-        size = chosen["meta"]["input"]["size"]
         return chosen, (f"no size is close to the best on every measure at once (validation, "
-                        f"real-world scenes, held-out masks below the nose), so {size}x{size}, "
+                        "real-world scenes, held-out masks below the nose), so "
+                        f"{_model_words(chosen['meta'])}, "
                         f"the best on real-world scenes ({best_real:.4f}), the faces nearest an "
                         "entrance camera")
     chosen = min(close, key=lambda c: c["meta"]["latency_cpu_int8"]["median_ms"])
-    size = chosen["meta"]["input"]["size"]
     which = "the fastest of the sizes" if len(close) > 1 else "the only size"
-    reason = (f"{size}x{size} is {which} whose balanced accuracy is within "
+    reason = (f"{_model_words(chosen['meta'])} is {which} whose balanced accuracy is within "
               f"{VAL_TOLERANCE * 100:.1f} point of the best on validation ({best_val:.4f}) and on "
               f"real-world scenes ({best_real:.4f})"
               + ("" if best_below is None else f", and within {BELOW_NOSE_TOLERANCE * 100:.0f} point "

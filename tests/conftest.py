@@ -17,6 +17,15 @@ def shared_path(*parts):
     return path
 
 
+def classifier_files():
+    """The shipped classifier's files: its metadata and every model file it names (the model
+    and, for a pair, its second opinion)."""
+    import json
+
+    with open(os.path.join(REPO_ROOT, "models", "mask_classifier.json"), encoding="utf-8") as f:
+        return ("mask_classifier.json",) + tuple(json.load(f)["files"].values())
+
+
 def requires_tensorflow():
     """Skip unless TensorFlow (the convert extra) is installed."""
     if importlib.util.find_spec("tensorflow") is None:

@@ -68,7 +68,8 @@ def test_classifier_metadata_with_a_string_threshold(tmp_path):
     folder.mkdir()
     with open(os.path.join(models_dir(), "mask_classifier.json")) as f:
         meta = json.load(f)
-    shutil.copy(os.path.join(models_dir(), meta["files"]["int8"]), folder)
+    for file in meta["files"].values():  # the model, and a second opinion's
+        shutil.copy(os.path.join(models_dir(), file), folder)
     meta["threshold"] = "0.5"
     (folder / "mask_classifier.json").write_text(json.dumps(meta))
     path = write_config(tmp_path, {"classifier.model": str(folder / "mask_classifier.json")})

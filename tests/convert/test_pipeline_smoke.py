@@ -17,6 +17,7 @@ def smoke(tmp_path_factory):
     proc = run_cli("-m", "convert.cli", "pipeline", "--smoke", "--sizes", "96", "80",
                    "--teacher-size", "96", "--outputs", "3", "--work", str(work), "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (work / "pipeline.log").write_text(proc.stderr)
     return work, out, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -128,3 +129,19 @@ def test_evaluate_writes_reports_and_plots(smoke):
     every_face = annotated_faces(shared_path("data", "scenes", "annotations.json"), 32)
     assert report["real-world scenes"]["n"] == sum(every_face.values())  # every face of >= 32 px
     assert (work / "eval" / "curves_mask_classifier_int8.png").exists()
+
+
+def test_the_smallest_size_is_paired_with_the_next_as_its_second_opinion(smoke):
+    """The pair is a candidate of its own; where the 96 px model changes no validation decision
+    of the 80 px one there is no pair, and the log says why."""
+    work, out, _ = smoke
+    meta = json.loads((out / "mask_classifier.json").read_text())
+    runs = {c["run"] for c in meta["selection"]["candidates"]}
+    pair = work / "r80+96" / "mask_classifier.json"
+    if pair.exists():
+        made = json.loads(pair.read_text())
+        assert made["second_opinion"]["input_size"] == 96
+        assert any(run.endswith("r80+96") for run in runs)
+    else:
+        assert "no pair of" in (work / "pipeline.log").read_text()
+        assert not any(run.endswith("r80+96") for run in runs)

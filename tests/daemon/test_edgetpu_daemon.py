@@ -10,14 +10,14 @@ from gpiozero.pins.mock import MockFactory
 from edge.config.loader import load_yaml
 from edge.config.schema import Config
 from edge.service.daemon import Daemon
-from tests.conftest import REPO_ROOT, Subscriber, shared_path
+from tests.conftest import classifier_files, REPO_ROOT, Subscriber, shared_path
 from tests.inference.edgetpu_stand_in import stand_in, stand_in_library  # noqa: F401  (fixtures)
 
 
 def classifier_with_twin(folder):
     """The shipped classifier and an `_edgetpu` copy of it (runs on the stand-in's CPU kernels)."""
     os.makedirs(folder)
-    for name in ("mask_classifier.json", "mask_classifier_int8.tflite"):
+    for name in classifier_files():
         shutil.copy(os.path.join(REPO_ROOT, "models", name), os.path.join(folder, name))
     shutil.copy(os.path.join(folder, "mask_classifier_int8.tflite"),
                 os.path.join(folder, "mask_classifier_int8_edgetpu.tflite"))

@@ -16,7 +16,7 @@ import pytest
 from edge.errors import AcceleratorError, ConfigError, FetchError, ModelError, run_reporting
 from edge.service import daemon as daemon_module
 from edge.service import run as run_module
-from tests.conftest import REPO_ROOT, Subscriber, shared_path
+from tests.conftest import classifier_files, REPO_ROOT, Subscriber, shared_path
 from tests.daemon.configs import RED, service_sections
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
@@ -252,7 +252,7 @@ def test_a_reload_that_cannot_be_built_keeps_the_running_configuration(
     required and there is none here. The service goes on with the running configuration."""
     models = tmp_path / "models"
     models.mkdir()
-    for name in ("mask_classifier.json", "mask_classifier_int8.tflite"):
+    for name in classifier_files():
         shutil.copy(os.path.join(REPO_ROOT, "models", name), models / name)
     (models / "mask_classifier_int8_edgetpu.tflite").write_bytes(b"an Edge TPU build")
     config = tmp_path / "config.yaml"

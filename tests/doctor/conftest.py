@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import classifier_files, REPO_ROOT
 from tests.inference.edgetpu_stand_in import stand_in, stand_in_library  # noqa: F401  (fixtures)
 
 __all__ = ["stand_in", "stand_in_library"]  # the fixtures, re-exported (pyflakes counts them used)
@@ -30,6 +30,6 @@ def classifier_copy(tmp_path):
     path, model path)."""
     folder = tmp_path / "models"
     folder.mkdir()
-    for name in ("mask_classifier.json", "mask_classifier_int8.tflite"):
+    for name in classifier_files():
         shutil.copy(os.path.join(MODELS, name), folder / name)
     return str(folder / "mask_classifier.json"), str(folder / "mask_classifier_int8.tflite")

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import classifier_files, REPO_ROOT
 
 STATUSES = {"ok", "warn", "fail"}
 CHECKS = ["config", "runtime", "libedgetpu", "edgetpu pair", "edgetpu device", "udev rule",
@@ -116,7 +116,7 @@ def twin_config(write_config, tmp_path):
     CPU), so that the Edge TPU is wanted."""
     folder = tmp_path / "models"
     folder.mkdir()
-    for name in ("mask_classifier.json", "mask_classifier_int8.tflite"):
+    for name in classifier_files():
         shutil.copy(os.path.join(REPO_ROOT, "models", name), folder / name)
     shutil.copy(folder / "mask_classifier_int8.tflite", folder / "mask_classifier_int8_edgetpu.tflite")
     (tmp_path / "frames").mkdir()

@@ -5,6 +5,7 @@ face, said once; on the Edge TPU (the stand-in) one invoke per face, and a fallb
 of a frame sends the rest to the CPU batch, and the Edge TPU still comes back."""
 import importlib.util
 import logging
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -64,6 +65,11 @@ def no_refusals(monkeypatch):
 
 def open_classifier(runtime=None, settings=CPU_1):
     return MaskClassifier.open(default_classifier(), settings, runtime)
+
+
+def first_model(classifier):
+    """The first model of a pair alone (as `tpu_classifier` runs it)."""
+    return MaskClassifier(replace(classifier.meta, second_opinion=None), classifier.interpreter)
 
 
 def step(classifier):
@@ -294,7 +300,9 @@ def tpu_classifier(tmp_path, request, **options):
     request.addfinalizer(hosts.close)
     pair = make_pair(str(tmp_path / "models"))
     model = AcceleratedModel(pair, AcceleratorSettings(threads=1), hosts=hosts)
-    return MaskClassifier(load_classifier_meta(default_classifier()), model)
+    # the first model alone: a pair's second opinion is a CPU model of its own (test_second_opinion)
+    return MaskClassifier(replace(load_classifier_meta(default_classifier()), second_opinion=None),
+                          model)
 
 
 def test_on_the_edge_tpu_each_face_is_one_invoke_in_the_worker(stand_in, tmp_path, request,
@@ -305,7 +313,7 @@ def test_on_the_edge_tpu_each_face_is_one_invoke_in_the_worker(stand_in, tmp_pat
     answers = classifier.classify_boxes(four_faces, FOUR_FACES_BOXES[:5])
     assert len(invokes) == 5 and classifier._batch is None
     assert classifier.placement.accelerator == "edgetpu"
-    assert_as_one_by_one(open_classifier(), four_faces, FOUR_FACES_BOXES[:5], answers)
+    assert_as_one_by_one(first_model(open_classifier()), four_faces, FOUR_FACES_BOXES[:5], answers)
 
 
 def test_a_fallback_in_the_middle_of_a_frame_sends_the_rest_to_the_cpu_batch(
@@ -320,12 +328,12 @@ def test_a_fallback_in_the_middle_of_a_frame_sends_the_rest_to_the_cpu_batch(
     assert len(invokes) == 3 and classifier.placement.accelerator == "cpu"
     assert "failed while running" in classifier.placement.reason
     assert classifier._batch is not None
-    assert_as_one_by_one(open_classifier(), four_faces, FOUR_FACES_BOXES, answers)
+    assert_as_one_by_one(first_model(open_classifier()), four_faces, FOUR_FACES_BOXES, answers)
     batch_invokes = count_calls(monkeypatch, classifier._batch, "invoke")
     answers = classifier.classify_boxes(four_faces, FOUR_FACES_BOXES[:4])
     # waiting for the Edge TPU: the first face through the model (it moves the retry on)
     assert (len(invokes), len(batch_invokes)) == (4, 1)
-    assert_as_one_by_one(open_classifier(), four_faces, FOUR_FACES_BOXES[:4], answers)
+    assert_as_one_by_one(first_model(open_classifier()), four_faces, FOUR_FACES_BOXES[:4], answers)
 
 
 def test_frames_of_several_faces_still_bring_the_edge_tpu_back(stand_in, tmp_path, request,
@@ -336,7 +344,7 @@ def test_frames_of_several_faces_still_bring_the_edge_tpu_back(stand_in, tmp_pat
     classifier.classify_boxes(four_faces, FOUR_FACES_BOXES[:4])
     assert classifier.placement.accelerator == "cpu"
     monkeypatch.delenv("MASKDET_STAND_IN_FAULT")  # the next worker has a healthy device
-    reference = open_classifier()
+    reference = first_model(open_classifier())
 
     def frame():
         boxes = FOUR_FACES_BOXES[:4]
