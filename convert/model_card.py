@@ -248,6 +248,14 @@ def _second_opinion(meta):
   agreement are the first model's."""
 
 
+def _files_line(meta):
+    sha = meta["sha256"][meta["files"]["int8"]]
+    if meta.get("second_opinion"):
+        return (f"Files: {meta['size_bytes'] / 1e6:.2f} MB for both models; sha256 of the first "
+                f"`{sha}`.")
+    return f"File: {meta['size_bytes'] / 1e6:.2f} MB, sha256 `{sha}`."
+
+
 def _with_second(meta):
     opinion = meta.get("second_opinion")
     return f", with a {opinion['input_size']}x{opinion['input_size']} second opinion" \
@@ -279,7 +287,7 @@ that run, and `{meta['name']}.json` holds them all.
   multiplied by {meta.get('score_scale', 1.0):.2f}, the factor that best fits the validation labels
   (temperature scaling: above 1, the model's own scores were softer than its accuracy warrants)
   (`edge/inference/classifier.py`), which the decision band and the events read.
-- File: {meta['size_bytes'] / 1e6:.2f} MB, sha256 `{meta['sha256'][meta['files']['int8']]}`.{_second_opinion(meta)}
+- {_files_line(meta)}{_second_opinion(meta)}
 
 ## Choice of input size
 {_selection_table(meta)}

@@ -77,11 +77,16 @@ def build_indicator(config, pin_factory=None):
 
 
 def model_version(pipeline):
-    """The classifier as events name it: `<model file>@<first 12 hex digits of its sha256>`."""
+    """The classifier as events name it: `<model file>@<first 12 hex digits of its sha256>`,
+    and `+<second model file>@<...>` for a pair (either file changed is another version)."""
     meta = getattr(getattr(pipeline, "classifier", None), "meta", None)
     if meta is None or not getattr(meta, "model_file", None):
         return "unknown"
-    return f"{meta.model_file}@{(meta.sha256 or '')[:12]}".rstrip("@")
+    version = f"{meta.model_file}@{(meta.sha256 or '')[:12]}".rstrip("@")
+    opinion = getattr(meta, "second_opinion", None)
+    if opinion is not None:
+        version += f"+{opinion.model_file}@{opinion.sha256[:12]}"
+    return version
 
 
 def accelerator_counters(pipeline):

@@ -1,6 +1,7 @@
 """The hook that reads the Edge TPU's counters for stats and /metrics: whatever the pipeline
 gives (or fails to give) becomes a clean dict or nothing, never an error in the frame loop."""
 import jsonschema
+import pytest
 
 from edge.service import payloads
 from edge.service.daemon import accelerator_counters, model_version
@@ -51,3 +52,22 @@ def test_the_model_version_names_the_file_and_its_hash():
 
     assert model_version(WithClassifier()) == "mask_classifier_int8.tflite@8dea35b8b918"
     assert model_version(object()) == "unknown"
+
+
+def test_a_pairs_version_names_both_models():
+    """Replacing either model of a pair is another version (the shipped pair, as loaded)."""
+    from edge.inference.model_meta import load_classifier_meta
+    from edge.paths import default_classifier
+
+    meta = load_classifier_meta(default_classifier())
+    if meta.second_opinion is None:
+        pytest.skip("the shipped classifier has no second opinion")
+
+    class WithClassifier:
+        class classifier:
+            pass
+
+    WithClassifier.classifier.meta = meta
+    assert model_version(WithClassifier()) == (
+        f"{meta.model_file}@{meta.sha256[:12]}+"
+        f"{meta.second_opinion.model_file}@{meta.second_opinion.sha256[:12]}")
