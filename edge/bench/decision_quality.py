@@ -493,6 +493,15 @@ def recommend_partial(table):
 
 # --- the run -----------------------------------------------------------------------------------
 
+def _second_opinion(meta):
+    """{file, sha256, band, threshold} of a pair's second opinion, or None."""
+    opinion = meta.second_opinion
+    if opinion is None:
+        return None
+    return {"file": opinion.model_file, "sha256": opinion.sha256, "band": list(opinion.band),
+            "threshold": opinion.threshold}
+
+
 def measure_photos(detector, classifier, photos, threshold, min_iou=MATCH_IOU):
     """(size-gate records, border-cut records, detections per photo) over the photos; each
     photo is read and detected once."""
@@ -529,7 +538,8 @@ def run(classifier_path, limit=None, videos=VIDEOS, video_step=VIDEO_STEP, video
     cut_table = border_table(cuts)
     results = {
         "classifier": {"meta": _portable(classifier_path), "sha256": classifier.meta.sha256,
-                       "threshold": classifier.meta.threshold},
+                       "threshold": classifier.meta.threshold,
+                       "second_opinion": _second_opinion(classifier.meta)},
         "detector": {"type": default.type, "detect_width": default.detect_width,
                      "default_threshold": default.score_threshold, "match_iou": min_iou},
         "data": _data_summary(photos, sampled, video_step),

@@ -71,8 +71,13 @@ def _sources(results):
                                                                     s["faces"].items())
                        for name, s in data["photos"].items())
     videos = ", ".join(f"{n} ({k} frames)" for n, k in data["videos"].items())
+    opinion = cls.get("second_opinion")
+    second = "" if not opinion else (
+        f"; with its second opinion `{opinion['file']}` (sha256 `{opinion['sha256'][:16]}…`) on "
+        f"the faces whose P lies within {opinion['band'][0]:.3f}-{opinion['band'][1]:.3f}, "
+        f"decided by the mean of both at >= {opinion['threshold']}")
     return (f"Classifier `{cls['meta']}` (sha256 `{cls['sha256'][:16]}…`, no_mask at P >= "
-            f"{cls['threshold']}). Detector {det['type']} at {det['detect_width']} px wide; a "
+            f"{cls['threshold']}{second}). Detector {det['type']} at {det['detect_width']} px wide; a "
             f"detection matches an annotated face at IoU >= {det['match_iou']}. Photos: {photos}. "
             f"Videos, every {data['video_step']}th frame: {videos}. Run time {results['seconds']} s.")
 

@@ -234,6 +234,9 @@ def test_a_small_real_run_writes_the_report(small_run):
     assert cuts["faces"] > 0
     assert {c["all"]["n"] for b in cuts["table"].values() for c in b.values()} == {cuts["faces"]}
     text = (out / "decision_quality.md").read_text(encoding="utf-8")
+    opinion = saved["classifier"]["second_opinion"]  # the shipped pair's, named in the report
+    if opinion:
+        assert f"with its second opinion `{opinion['file']}`" in text
     for heading in ("## Recommended defaults", "## 1. The size gate", "## 2. The detector threshold",
                     "## 3. Faces cut by the frame's edge", "## 4. The decision band"):
         assert heading in text
