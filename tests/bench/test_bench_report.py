@@ -114,6 +114,23 @@ def test_the_coral_estimate_adds_the_stages_of_one_frame():
     assert coral_estimate(10.0, 0.3)[0] < ms  # fewer invokes, a shorter frame
     section = coral_estimate_section()
     assert section.count("| YuNet on the CPU |") == 2 and "pycoral" in section
+    # a pair's second opinion: one more invoke for the share of faces it is asked about
+    assert coral_estimate(10.0, 1.0, 0.1)[0] == pytest.approx(10.0 + FACES_IN_VIEW * per_face * 1.1)
+    assert "10% of faces it is asked about" in coral_estimate_section(0.1)
+    assert "asked about" not in section
+
+
+def test_the_shipped_pairs_share_is_read_from_its_metadata(tmp_path):
+    import json
+
+    from edge.bench.report import second_opinion_share
+
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"second_opinion": {"asked": {"real-world scenes": 0.09}}}))
+    assert second_opinion_share(str(path)) == 0.09
+    path.write_text(json.dumps({"threshold": 0.3}))
+    assert second_opinion_share(str(path)) == 0.0
+    assert second_opinion_share(str(tmp_path / "missing.json")) == 0.0
 
 
 def _decision_quality(sides_kinds_correct, threshold=0.5):
