@@ -7,6 +7,8 @@ asking it only where its answer could change the first's decision costs it on a 
 is chosen on the validation split the two share: the threshold on the mean (by the per-kind
 targets, as `quantize` chooses a model's own), and the band of the first model's P(no mask) that
 holds every validation face whose decision the mean changes, widened by BAND_MARGIN in log-odds.
+On validation the pair then decides every face as the mean does (outside the band the two agree),
+so the threshold is the pair's own by the same rule. The second model runs on the CPU.
 The Pi reads the result from the metadata's `second_opinion` (edge/inference/classifier.py).
 """
 import copy
@@ -58,6 +60,8 @@ def check_pair(first_run, second_run, first, second):
     for run, meta in ((first_run, first), (second_run, second)):
         if not meta.get("quality_gate", {}).get("passed", False):
             raise DataError(f"{run} failed the int8 quality gate: it cannot give an opinion")
+        if "second_opinion" in meta:
+            raise DataError(f"{run} is already a pair: pair the quantized runs of single models")
     if read_split(first_run) != read_split(second_run):
         raise DataError(f"{first_run} and {second_run} were split differently: a face one trained "
                         "on would be in the other's validation; pair runs of one split")
@@ -119,7 +123,8 @@ def scorer(run_dir, meta):
 
 def cost_per_face(first_latency, second_latency, asked_share):
     """Expected CPU time per face of a pair: the first model on every face, the second on the
-    share asked (on the real-world faces); the timings of each kept beside it."""
+    share asked (on the real-world faces); the timings of each kept beside it. Its `p90_ms` is
+    the first's p90 plus the share of the second's (a bound, not a percentile of the pair)."""
     out = dict(first_latency)
     for key in ("median_ms", "p90_ms"):
         out[key] = first_latency[key] + asked_share * second_latency[key]

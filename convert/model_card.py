@@ -88,7 +88,8 @@ def _tradeoff(meta):
         where = (f"met together at {len(met)} of them ({min(met)}-{max(met)})" if met else
                  "no threshold meets them together")
         failed = " (not a candidate: failed the int8 gate)" if "why" in c else ""
-        lines.append(f"- {c['size']}x{c['size']} ({_trained(c)}){failed}: {where}; "
+        scale = " on the pair's own scale (it ships at 0.5)" if c.get("second_opinion") else ""
+        lines.append(f"- {c['size']}x{c['size']} ({_trained(c)}){failed}: {where}{scale}; "
                      f"{_below_nose_at_others_target(c['kinds'])}")
     return "\n" + "\n".join(lines) + "\n\n![kinds against the threshold](card/kinds_tradeoff.png)\n"
 

@@ -231,6 +231,29 @@ def _teacher_size(meta):
                         for path, size in teachers_of(distillation))
 
 
+def _remove_stale(out_dir, name, meta):
+    """Remove what the metadata in `out_dir` named and the new one does not (a previous pair's
+    second model), and the `_edgetpu` build of every model whose bytes change: it was compiled
+    from the old model, and would run in its place."""
+    from edge.inference.accelerator import edgetpu_twin
+
+    try:
+        with open(run_folder.path(out_dir, run_folder.metadata_file(name)), encoding="utf-8") as f:
+            old = json.load(f)
+        old_files, old_sha = dict(old["files"]), dict(old["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    new_files = set(meta["files"].values())
+    for file in old_files.values():
+        changed = file not in new_files or old_sha.get(file) != meta["sha256"].get(file)
+        paths = [os.path.join(out_dir, file)] if file not in new_files else []
+        paths += [edgetpu_twin(os.path.join(out_dir, file))] if changed else []
+        for path in paths:
+            if os.path.isfile(path):
+                os.remove(path)
+                log.info("removed %s: the published model no longer has it", path)
+
+
 def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, sets=()):
     """Copy the chosen run's int8 model and metadata to `out_dir` and write MODEL_CARD.md.
     Runs whose int8 model failed the quantization quality gate are not candidates. With `sets`
@@ -260,9 +283,7 @@ def publish(run_dirs, out_dir, name="mask_classifier", baseline=None, sets=()):
                                             for c, k in zip(rejected, kinds[len(candidates):])]}
     if baseline:
         meta["baseline"] = baseline
-    stale = os.path.join(out_dir, f"{name}_second_int8.tflite")  # a previous pair's
-    if os.path.isfile(stale) and "second_opinion" not in meta:
-        os.remove(stale)
+    _remove_stale(out_dir, name, meta)
     for file in meta["files"].values():
         shutil.copyfile(os.path.join(chosen["run"], file), os.path.join(out_dir, file))
     run_folder.write_metadata(meta, os.path.join(out_dir, run_folder.metadata_file(name)))

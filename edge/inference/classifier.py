@@ -14,7 +14,9 @@ one invoke per face.
 A model published with a second opinion (the metadata's `second_opinion`) asks a second model,
 one invoke per face, about the few faces whose P(no mask) lies in a band around the first's
 threshold; those are decided by the mean of the two P(no mask), on the second opinion's own
-threshold and score scale. Both were chosen on the validation set (`convert/cascade.py`).
+threshold and score scale. Both were chosen on the validation set (`convert/cascade.py`). The
+second model runs on the CPU (about one face in ten): compiled apart from the first, the two
+would evict each other's parameters from the Edge TPU's cache on every face asked.
 """
 import logging
 import math
@@ -73,8 +75,9 @@ def no_mask_kind(label, below_nose):
 @dataclass(frozen=True)
 class Classification:
     """A face's label (`mask` / `no_mask`), the score of that label (at least 0.5), the no-mask
-    score it came from (0.5 = the model's threshold), the model's own P(no mask) and, from a
-    model that tells them apart, the share of it that is a mask worn below the nose."""
+    score it came from (0.5 = the model's threshold), the model's own P(no mask) (a pair's: the
+    mean of both models where the second was asked) and, from a model that tells them apart, the
+    share of it that is a mask worn below the nose."""
 
     label: str
     score: float
@@ -108,8 +111,8 @@ class MaskClassifier:
     def open(cls, meta_path, accelerator=AcceleratorSettings(), runtime=None, verify_sha256=True):
         """Open the classifier described by a metadata file (checks each CPU model's sha256).
 
-        With accelerator `auto` an `_edgetpu.tflite` twin beside a model is used when present;
-        a second opinion without its own twin runs on the CPU, whatever the mode."""
+        With accelerator `auto` an `_edgetpu.tflite` twin beside the model is used when present;
+        a second opinion runs on the CPU, whatever the mode."""
         meta = load_classifier_meta(meta_path)
         opinion = meta.second_opinion
         if verify_sha256:
@@ -118,10 +121,9 @@ class MaskClassifier:
                 _verify_sha256(meta.second_model_path, opinion.sha256, meta.path)
         model = AcceleratedModel(meta.model_path, accelerator, runtime)
         second = None
-        if opinion is not None:
-            mode = "auto" if accelerator.mode == "edgetpu" else accelerator.mode
+        if opinion is not None:  # on the CPU: see the class docstring
             second = AcceleratedModel(meta.second_model_path,
-                                      replace(accelerator, mode=mode, require=False), runtime)
+                                      replace(accelerator, mode="cpu", require=False), runtime)
         return cls(meta, model, second)
 
     @property
@@ -152,8 +154,9 @@ class MaskClassifier:
         return p, (below / total if total > 0 else 0.0)
 
     def decide(self, no_mask_probability, below_nose=None):
-        """Apply the metadata's threshold to a P(no mask): the label and its re-centred score
-        (`below_nose`: the share of a mask below the nose, kept as given)."""
+        """Apply the metadata's threshold to a P(no mask) of the first model alone: the label
+        and its re-centred score (`below_nose`: the share of a mask below the nose, kept as
+        given). A pair's faces in the band are decided in `_answer`."""
         score = no_mask_score(no_mask_probability, self.meta.threshold, self.meta.score_scale)
         if no_mask_probability >= self.meta.threshold:
             return Classification("no_mask", score, score, no_mask_probability, below_nose)

@@ -184,6 +184,9 @@ def _second_opinion(data, path):
     if "second_opinion" not in data:
         return None
     model_file = _text(data, path, "files", "second_opinion")
+    if model_file == data["files"].get("int8"):
+        raise ModelError(f"{path}: files.second_opinion names the first model itself "
+                         f"({model_file}); {REMAKE}")
     band = _require(data, path, "second_opinion", "band")
     if not isinstance(band, list) or len(band) != 2 or \
             not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band) or \

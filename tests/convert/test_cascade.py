@@ -111,8 +111,13 @@ def test_publish_ships_both_models_and_a_later_single_model_removes_the_second(p
     assert "Second opinion" in card and "second opinion" in shipped["selection"]["reason"]
     assert shipped["latency_cpu_int8"]["second_opinion_share"] == \
         made["second_opinion"]["asked"]["real-world scenes"]
+    # Edge TPU builds an installer copied in beside them
+    (dest / "mask_classifier_int8_edgetpu.tflite").write_bytes(b"the first, compiled")
+    (dest / second_file.replace(".tflite", "_edgetpu.tflite")).write_bytes(b"the second")
     publish([first], str(dest))
     assert not (dest / second_file).exists()
+    assert not (dest / second_file.replace(".tflite", "_edgetpu.tflite")).exists()
+    assert (dest / "mask_classifier_int8_edgetpu.tflite").exists()  # the same first model
     assert "second_opinion" not in json.loads((dest / "mask_classifier.json").read_text())
 
 
@@ -129,6 +134,15 @@ def test_runs_split_or_labelled_differently_are_refused(tmp_path):
     b["labels"] = ["mask", "no_mask", "mask_below_nose"]
     with pytest.raises(DataError, match="differ in labels"):
         cascade.check_pair(first, second, a, b)
+
+
+def test_a_pair_is_not_a_member_of_another(pair):
+    first, second, out, made = pair
+    with open(os.path.join(first, "mask_classifier.json")) as handle:
+        single = json.load(handle)
+    shutil.copyfile(os.path.join(first, "split.json"), os.path.join(out, "split.json"))
+    with pytest.raises(DataError, match="already a pair"):
+        cascade.check_pair(out, first, made, single)
 
 
 def test_a_second_model_that_changes_nothing_is_refused():

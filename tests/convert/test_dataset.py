@@ -172,3 +172,19 @@ def test_a_student_keeps_its_teachers_split_and_splits_only_new_faces(tmp_path):
     assert new_val == {s.path for s in dataset.split_samples(new, 0.2, seed=0)[1]} and new_val
     assert dataset.split_like(samples, {"train": [], "val": []}, 0.2, 0)[1] == \
         dataset.split_samples(samples, 0.2, 0)[1]
+
+
+def test_a_new_face_joins_the_side_of_its_photos_known_faces(tmp_path):
+    """A face the teachers' split does not list, from a photo whose other face it lists (a
+    detector-framed crop added later), goes where that photo went: never train and val both."""
+    os.makedirs(tmp_path / "with_mask")
+    for photo in range(6):
+        for face in ("0", "0d"):
+            cv2.imwrite(str(tmp_path / "with_mask" / f"p{photo}__{face}.png"),
+                        np.zeros((8, 8, 3), np.uint8))
+    samples = dataset.list_samples([str(tmp_path)])
+    known = [s for s in samples if s.path.endswith("__0.png")]
+    split = {"train": [[s.path, 0] for s in known[:3]], "val": [[s.path, 0] for s in known[3:]]}
+    train, val = dataset.split_like(samples, split, 0.5, seed=0)
+    assert {s.group for s in train}.isdisjoint({s.group for s in val})
+    assert len(train) == len(val) == 6

@@ -136,6 +136,31 @@ def test_a_bad_second_opinion_is_named_by_its_key(tmp_path, key, value, named):
         MaskClassifier.open(path, CPU_1)
 
 
+@pytest.mark.parametrize("change,named", [
+    (lambda m: m["files"].pop("second_opinion"), "missing key 'files.second_opinion'"),
+    (lambda m: m["sha256"].pop(m["files"]["second_opinion"]), "missing key 'sha256.mask_classifier_second"),
+    (lambda m: m["files"].update(second_opinion=m["files"]["int8"]), "names the first model itself"),
+])
+def test_a_second_opinion_without_its_own_file_and_checksum_is_named(tmp_path, change, named):
+    path, meta = _copy_models(tmp_path)
+    change(meta)
+    (tmp_path / "mask_classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=named):
+        MaskClassifier.open(path, CPU_1)
+
+
+def test_the_second_model_runs_on_the_cpu_whatever_the_mode(tmp_path):
+    """Compiled apart from the first, it would evict the first's parameters from the Edge TPU
+    on every face asked: an `_edgetpu` build beside it is not used, and the Edge TPU being
+    required concerns the first model alone."""
+    path, meta = _copy_models(tmp_path)
+    second = tmp_path / meta["files"]["second_opinion"]
+    shutil.copyfile(second, tmp_path / second.name.replace(".tflite", "_edgetpu.tflite"))
+    clf = MaskClassifier.open(path, AcceleratorSettings(mode="auto", threads=1))
+    assert clf.second.placement.accelerator == "cpu" and clf.second.placement.reason is None
+    assert clf.second.counters()["worker_pid"] is None  # no Edge TPU worker was started for it
+
+
 def test_a_second_model_of_another_size_than_its_metadata_says_is_refused(tmp_path):
     path, _ = _copy_models(tmp_path, input_size=97)
     with pytest.raises(ModelError, match="says 97: the two files do not belong together"):
