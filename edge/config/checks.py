@@ -230,6 +230,9 @@ def check_classifier(config, filename, accelerator):
     try:
         meta = load_classifier_meta(meta_path)
         _readable_file(filename, key, meta.model_path, f"the model file of {meta.path}:")
+        if meta.second_opinion is not None:
+            _readable_file(filename, key, meta.second_model_path,
+                           f"the second opinion's model file of {meta.path}:")
         classifier = MaskClassifier.open(meta_path, accelerator)
         classifier.no_mask_probability(np.zeros((meta.input_size, meta.input_size, 3), np.uint8))
     except ConfigError:

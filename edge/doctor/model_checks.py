@@ -86,8 +86,11 @@ def check_classifier_model(config, coral_present=False):
     except ConfigError as exc:
         return Finding(name, FAIL, one_line(exc).split(": ", 2)[-1], "copy models/ again "
                        "(install.sh does)", data)
+    second = meta.second_opinion
+    pair = "" if second is None else (f", with its second opinion {second.model_file} (sha256 "
+                                      f"{second.sha256[:12]}…, on the CPU)")
     detail = (f"{os.path.basename(meta.model_path)} sha256 {sha[:12]}… matches "
-              f"{os.path.basename(meta.path)}; opens and runs on the CPU")
+              f"{os.path.basename(meta.path)}{pair}; opens and runs on the CPU")
     return _twin_finding(name, meta.model_path, detail, data, coral_present, config.accelerator)
 
 

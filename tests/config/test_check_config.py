@@ -115,6 +115,18 @@ def test_a_missing_classifier_model_file(tmp_path):
             str(tmp_path / "clf" / "mask_classifier_int8.tflite"), "does not exist")
 
 
+def test_a_missing_second_opinion_model_file_is_named(tmp_path):
+    """The shipped pair without its second model: named as such, before anything runs."""
+    meta = copy_classifier(tmp_path)
+    with open(meta, encoding="utf-8") as handle:
+        second = json.load(handle)["files"].get("second_opinion")
+    if second is None:
+        pytest.skip("the shipped classifier has no second opinion")
+    (tmp_path / "clf" / second).unlink()
+    refused(with_classifier(tmp_path, meta), "classifier.model",
+            "the second opinion's model file", str(tmp_path / "clf" / second), "does not exist")
+
+
 def test_a_classifier_model_file_that_is_a_folder(tmp_path):
     meta = copy_classifier(tmp_path, model=False)
     (tmp_path / "clf" / "mask_classifier_int8.tflite").mkdir()

@@ -224,9 +224,32 @@ def test_the_classifier_matches_its_metadata_and_runs(write_config, classifier_c
     meta, model = classifier_copy
     finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == OK
-    assert "matches mask_classifier.json; opens and runs on the CPU" in finding.detail
+    assert "matches mask_classifier.json" in finding.detail
+    assert "opens and runs on the CPU" in finding.detail
     assert "no Edge TPU build mask_classifier_int8_edgetpu.tflite: the CPU runs it" in finding.detail
     assert len(finding.data["sha256"]) == 64
+
+
+def test_a_pairs_second_model_is_named_and_its_damage_fails(write_config, classifier_copy):
+    """The shipped pair: the doctor names the second opinion, and a damaged one fails the
+    check with its file named, not a traceback."""
+    import json
+
+    meta, _ = classifier_copy
+    with open(meta, encoding="utf-8") as handle:
+        second = json.load(handle)["files"].get("second_opinion")
+    if second is None:
+        pytest.skip("the shipped classifier has no second opinion")
+    finding = model_checks.check_classifier_model(config_for(write_config, meta))
+    assert finding.status == OK and f"with its second opinion {second}" in finding.detail
+    path = os.path.join(os.path.dirname(meta), second)
+    with open(path, "r+b") as handle:
+        handle.seek(-1, os.SEEK_END)
+        last = handle.read(1)
+        handle.seek(-1, os.SEEK_END)
+        handle.write(bytes([last[0] ^ 0xFF]))
+    finding = model_checks.check_classifier_model(config_for(write_config, meta))
+    assert finding.status == FAIL and second in finding.detail and "sha256" in finding.detail
 
 
 def test_a_classifier_that_is_not_its_metadatas_fails(write_config, classifier_copy):
