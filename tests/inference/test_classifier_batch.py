@@ -316,6 +316,27 @@ def test_on_the_edge_tpu_each_face_is_one_invoke_in_the_worker(stand_in, tmp_pat
     assert_as_one_by_one(first_model(open_classifier()), four_faces, FOUR_FACES_BOXES[:5], answers)
 
 
+def test_a_pair_with_its_first_model_on_the_edge_tpu_asks_the_cpu_about_the_unsure_faces(
+        stand_in, tmp_path, request, four_faces, monkeypatch, no_refusals):
+    """The field's pair: the first model on the Edge TPU, one invoke per face in the worker; the
+    second on the CPU, one invoke per face in the band; the answers those of the CPU pair."""
+    first = tpu_classifier(tmp_path, request, **NO_RETRY)
+    reference = open_classifier()
+    if reference.meta.second_opinion is None:
+        pytest.skip("the shipped classifier has no second opinion")
+    pair = MaskClassifier(reference.meta, first.interpreter, reference.second)
+    assert pair.placement.accelerator == "edgetpu"
+    invokes = count_calls(monkeypatch, pair.interpreter, "invoke")
+    second_invokes = count_calls(monkeypatch, pair.second, "invoke")
+    boxes = FOUR_FACES_BOXES
+    answers = pair.classify_boxes(four_faces, boxes)
+    unsure = sum(reference.meta.second_opinion.asks(first_model(reference).classify_box(
+        four_faces, box).no_mask_probability) for box in boxes)
+    assert len(invokes) == len(boxes) and len(second_invokes) == unsure > 0
+    assert pair.placement.accelerator == "edgetpu" and pair.second.accelerator == "cpu"
+    assert_as_one_by_one(reference, four_faces, boxes, answers)
+
+
 def test_a_fallback_in_the_middle_of_a_frame_sends_the_rest_to_the_cpu_batch(
         stand_in, tmp_path, request, four_faces, monkeypatch, no_refusals):
     monkeypatch.setenv("MASKDET_STAND_IN_FAULT", "error")
