@@ -86,11 +86,12 @@ def split_like(samples, split, val_fraction=0.2, seed=0):
     """The sides of a previous run's split ({'train': [[path, label]...], 'val': [...]}) for
     the samples it lists, and for the other faces of their photos (group); the rest are split by
     `split_samples` (so `val_fraction` and `seed` apply to those alone)."""
-    side = {os.path.abspath(path): part for part in ("train", "val") for path, _ in split[part]}
-    for sample in samples:  # a photo's faces stay together: a new face joins its photo's side
-        if os.path.abspath(sample.path) in side:
-            side.setdefault(sample.group, side[os.path.abspath(sample.path)])
-    placed = {s.path: side.get(os.path.abspath(s.path), side.get(s.group)) for s in samples}
+    by_path = {os.path.abspath(path): part for part in ("train", "val") for path, _ in split[part]}
+    by_group = {}  # a photo's faces stay together: a new face joins its photo's side
+    for sample in samples:
+        if os.path.abspath(sample.path) in by_path:
+            by_group.setdefault(sample.group, by_path[os.path.abspath(sample.path)])
+    placed = {s.path: by_path.get(os.path.abspath(s.path), by_group.get(s.group)) for s in samples}
     new = [s for s in samples if placed[s.path] is None]
     train, val = split_samples(new, val_fraction, seed) if new else ([], [])
     return ([s for s in samples if placed[s.path] == "train"] + train,

@@ -10,16 +10,15 @@ steadier decision. Runs measured without the kinds are chosen as before issue 12
 point of the best balanced accuracy on validation and on the real-world faces (and one point of
 the best share of held-out masks below the nose), the fastest; else the best on real-world faces.
 """
-import json
 import logging
 import os
 import shutil
 
-from edge.errors import QualityGateError
+from edge.errors import DataError, QualityGateError
 
 from . import run_folder
+from .cascade import cost_per_face, scorer_of
 from .latency import measure_latency
-from .scorers import tflite_scorer
 from .model_card import KIND_NAMES, OLD_FIRST_TUNED_BLOCK, write_model_card
 from .targets import KIND_TARGETS
 
@@ -41,13 +40,10 @@ def below_nose_recall(meta):
 
 def load_candidate(run_dir, name):
     """A quantized run's metadata plus its measured int8 latency."""
-    with open(run_folder.path(run_dir, run_folder.metadata_file(name)), encoding="utf-8") as handle:
-        meta = json.load(handle)
+    meta = run_folder.read_metadata(run_dir, name)
     model_path = os.path.join(run_dir, meta["files"]["int8"])
     meta["latency_cpu_int8"] = measure_latency(model_path)
     if "second_opinion" in meta:  # a pair: the second model's time on the faces it is asked
-        from .cascade import cost_per_face
-
         second = measure_latency(os.path.join(run_dir, meta["files"]["second_opinion"]))
         meta["latency_cpu_int8"] = cost_per_face(
             meta["latency_cpu_int8"], second,
@@ -202,14 +198,8 @@ def _kind_tradeoff(candidates, sets, plot_path):
 
     curves, out = {}, []
     for c in candidates:
-        if "second_opinion" in c["meta"]:  # a pair: its own decision, on one centred scale
-            from .cascade import scorer
-
-            scores = tradeoff.kind_scores(scorer(c["run"], c["meta"]), sets)
-            threshold = 0.5
-        else:
-            scores = tradeoff.kind_scores(tflite_scorer(c["model_path"]), sets)
-            threshold = c["meta"]["threshold"]
+        score, threshold = scorer_of(c["run"], c["meta"])  # a pair: on its own centred scale
+        scores = tradeoff.kind_scores(score, sets)
         out.append({"kinds": tradeoff.summary(scores, threshold)})
         size = c["meta"]["input"]["size"]
         failed = "" if c["meta"].get("quality_gate", {"passed": True})["passed"] else \
@@ -237,12 +227,13 @@ def _remove_stale(out_dir, name, meta):
     from the old model, and would run in its place."""
     from edge.inference.accelerator import edgetpu_twin
 
+    if not os.path.isfile(run_folder.path(out_dir, run_folder.metadata_file(name))):
+        return  # a first publish
     try:
-        with open(run_folder.path(out_dir, run_folder.metadata_file(name)), encoding="utf-8") as f:
-            old = json.load(f)
+        old = run_folder.read_metadata(out_dir, name)
         old_files, old_sha = dict(old["files"]), dict(old["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return
+    except (DataError, KeyError, TypeError):
+        return  # unreadable: nothing it names can be told apart
     new_files = set(meta["files"].values())
     for file in old_files.values():
         changed = file not in new_files or old_sha.get(file) != meta["sha256"].get(file)

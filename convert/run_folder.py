@@ -105,6 +105,20 @@ def validate_metadata(meta, file_name="metadata"):
                          "metadata must not hold paths of the machine that built it")
 
 
+def read_metadata(run_dir, name="mask_classifier"):
+    """The metadata of a quantized run folder (or of a published `models/`), or DataError
+    saying what to run."""
+    from edge.errors import DataError
+
+    file_path = path(run_dir, metadata_file(name))
+    try:
+        with open(file_path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {file_path} ({exc}): quantize {run_dir} first "
+                        "(`maskdet-convert quantize --run ...`)") from exc
+
+
 def write_metadata(meta, file_path):
     """Validate, then write the metadata JSON."""
     validate_metadata(meta, file_path)
