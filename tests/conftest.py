@@ -17,13 +17,28 @@ def shared_path(*parts):
     return path
 
 
-def classifier_files():
-    """The shipped classifier's files: its metadata and every model file it names (the model
-    and, for a pair, its second opinion)."""
+def copy_shipped_classifier(folder):
+    """Copy the shipped classifier's metadata and every model file it names (the model and, for
+    a pair, its second opinion) into `folder` (made if missing); returns the folder."""
     import json
+    import shutil
 
-    with open(os.path.join(REPO_ROOT, "models", "mask_classifier.json"), encoding="utf-8") as f:
-        return ("mask_classifier.json",) + tuple(json.load(f)["files"].values())
+    os.makedirs(folder, exist_ok=True)
+    models = os.path.join(REPO_ROOT, "models")
+    with open(os.path.join(models, "mask_classifier.json"), encoding="utf-8") as f:
+        files = ("mask_classifier.json",) + tuple(json.load(f)["files"].values())
+    for name in files:
+        shutil.copy(os.path.join(models, name), os.path.join(folder, name))
+    return folder
+
+
+def damage_last_byte(path):
+    """Flip the bits of a file's last byte: the same size, another sha256."""
+    with open(path, "r+b") as handle:
+        handle.seek(-1, os.SEEK_END)
+        last = handle.read(1)
+        handle.seek(-1, os.SEEK_END)
+        handle.write(bytes([last[0] ^ 0xFF]))
 
 
 def requires_tensorflow():

@@ -10,7 +10,7 @@ import sys
 import cv2
 import pytest
 
-from tests.conftest import REPO_ROOT, run_cli, shared_path
+from tests.conftest import damage_last_byte, REPO_ROOT, run_cli, shared_path
 from tests.inference.test_images import bomb_png
 
 META = os.path.join(REPO_ROOT, "models", "mask_classifier.json")
@@ -325,9 +325,7 @@ def test_a_tampered_model_fails_its_checksum(tmp_path):
     meta = _meta_copy(tmp_path)
     with open(meta) as f:
         model = tmp_path / json.load(f)["files"]["int8"]
-    data = bytearray(model.read_bytes())
-    data[-1] ^= 0xFF
-    model.write_bytes(bytes(data))
+    damage_last_byte(model)
     proc = maskdet("classify", "--classifier", meta, shared_path("data", "images", "grace_hopper.jpg"))
     assert proc.returncode == 1 and "does not match the sha256" in proc.stderr
 

@@ -10,15 +10,13 @@ from gpiozero.pins.mock import MockFactory
 from edge.config.loader import load_yaml
 from edge.config.schema import Config
 from edge.service.daemon import Daemon
-from tests.conftest import classifier_files, REPO_ROOT, Subscriber, shared_path
+from tests.conftest import copy_shipped_classifier, Subscriber, shared_path
 from tests.inference.edgetpu_stand_in import stand_in, stand_in_library  # noqa: F401  (fixtures)
 
 
 def classifier_with_twin(folder):
     """The shipped classifier and an `_edgetpu` copy of it (runs on the stand-in's CPU kernels)."""
-    os.makedirs(folder)
-    for name in classifier_files():
-        shutil.copy(os.path.join(REPO_ROOT, "models", name), os.path.join(folder, name))
+    copy_shipped_classifier(folder)
     shutil.copy(os.path.join(folder, "mask_classifier_int8.tflite"),
                 os.path.join(folder, "mask_classifier_int8_edgetpu.tflite"))
     return os.path.join(folder, "mask_classifier.json")

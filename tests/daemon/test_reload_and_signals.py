@@ -3,7 +3,6 @@ signals (os.kill), sd_notify on a socket the test binds, a real mosquitto, the s
 gpiozero's MockFactory for the pins (tests/daemon/service_child.py prints them at exit)."""
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from edge.errors import AcceleratorError, ConfigError, FetchError, ModelError, run_reporting
 from edge.service import daemon as daemon_module
 from edge.service import run as run_module
-from tests.conftest import classifier_files, REPO_ROOT, Subscriber, shared_path
+from tests.conftest import copy_shipped_classifier, REPO_ROOT, Subscriber, shared_path
 from tests.daemon.configs import RED, service_sections
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
@@ -251,9 +250,7 @@ def test_a_reload_that_cannot_be_built_keeps_the_running_configuration(
     """The new config validates (check-config accepts it) but building it fails: the Edge TPU is
     required and there is none here. The service goes on with the running configuration."""
     models = tmp_path / "models"
-    models.mkdir()
-    for name in classifier_files():
-        shutil.copy(os.path.join(REPO_ROOT, "models", name), models / name)
+    copy_shipped_classifier(models)
     (models / "mask_classifier_int8_edgetpu.tflite").write_bytes(b"an Edge TPU build")
     config = tmp_path / "config.yaml"
     config.write_text(config_text(broker, tmp_path))

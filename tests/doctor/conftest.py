@@ -1,17 +1,13 @@
 """Fixtures of the doctor's tests: the stand-in libedgetpu (tests/inference/edgetpu_stand_in.py),
 configs written to files, and a copy of the shipped classifier that a test may give an Edge TPU
 build."""
-import os
-import shutil
 
 import pytest
 
-from tests.conftest import classifier_files, REPO_ROOT
+from tests.conftest import copy_shipped_classifier
 from tests.inference.edgetpu_stand_in import stand_in, stand_in_library  # noqa: F401  (fixtures)
 
 __all__ = ["stand_in", "stand_in_library"]  # the fixtures, re-exported (pyflakes counts them used)
-
-MODELS = os.path.join(REPO_ROOT, "models")
 
 
 @pytest.fixture
@@ -29,7 +25,5 @@ def classifier_copy(tmp_path):
     """A copy of the shipped classifier (metadata and int8 model) in its own folder: (metadata
     path, model path)."""
     folder = tmp_path / "models"
-    folder.mkdir()
-    for name in classifier_files():
-        shutil.copy(os.path.join(MODELS, name), folder / name)
+    copy_shipped_classifier(folder)
     return str(folder / "mask_classifier.json"), str(folder / "mask_classifier_int8.tflite")

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import classifier_files, REPO_ROOT
+from tests.conftest import copy_shipped_classifier, REPO_ROOT
 
 STATUSES = {"ok", "warn", "fail"}
 CHECKS = ["config", "runtime", "libedgetpu", "edgetpu pair", "edgetpu device", "udev rule",
@@ -115,9 +115,7 @@ def twin_config(write_config, tmp_path):
     """A config whose classifier has an `_edgetpu` build (a copy: the stand-in runs it on the
     CPU), so that the Edge TPU is wanted."""
     folder = tmp_path / "models"
-    folder.mkdir()
-    for name in classifier_files():
-        shutil.copy(os.path.join(REPO_ROOT, "models", name), folder / name)
+    copy_shipped_classifier(folder)
     shutil.copy(folder / "mask_classifier_int8.tflite", folder / "mask_classifier_int8_edgetpu.tflite")
     (tmp_path / "frames").mkdir()
     return write_config(

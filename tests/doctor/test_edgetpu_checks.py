@@ -13,6 +13,7 @@ from edge.doctor.findings import FAIL, OK, WARN
 from edge.doctor.runtime_checks import Libedgetpu
 from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.runtime import find_runtime
+from tests.conftest import damage_last_byte
 
 
 def stub(folder, name, text):
@@ -242,23 +243,14 @@ def test_a_pairs_second_model_is_named_and_its_damage_fails(write_config, classi
         pytest.skip("the shipped classifier has no second opinion")
     finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == OK and f"with its second opinion {second}" in finding.detail
-    path = os.path.join(os.path.dirname(meta), second)
-    with open(path, "r+b") as handle:
-        handle.seek(-1, os.SEEK_END)
-        last = handle.read(1)
-        handle.seek(-1, os.SEEK_END)
-        handle.write(bytes([last[0] ^ 0xFF]))
+    damage_last_byte(os.path.join(os.path.dirname(meta), second))
     finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == FAIL and second in finding.detail and "sha256" in finding.detail
 
 
 def test_a_classifier_that_is_not_its_metadatas_fails(write_config, classifier_copy):
     meta, model = classifier_copy
-    with open(model, "r+b") as handle:
-        handle.seek(-1, os.SEEK_END)
-        last = handle.read(1)
-        handle.seek(-1, os.SEEK_END)
-        handle.write(bytes([last[0] ^ 1]))
+    damage_last_byte(model)
     finding = model_checks.check_classifier_model(config_for(write_config, meta))
     assert finding.status == FAIL and "not the model the metadata describes" in finding.detail
 

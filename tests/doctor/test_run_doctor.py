@@ -11,7 +11,7 @@ import numpy as np
 
 from edge.doctor import run_doctor
 from edge.inference.runtime import find_runtime
-from tests.conftest import classifier_files, REPO_ROOT
+from tests.conftest import copy_shipped_classifier
 
 
 def put(path, text):
@@ -22,9 +22,7 @@ def put(path, text):
 def pi_root(root, runtime):
     """The files the doctor reads on a Pi whose Coral was set up by install.sh --coral."""
     models = root / "opt" / "maskdet" / "models"
-    models.mkdir(parents=True)
-    for name in classifier_files():
-        shutil.copy(os.path.join(REPO_ROOT, "models", name), models / name)
+    copy_shipped_classifier(models)
     # An Edge TPU build as the compiler leaves it (its custom op named inside); the stand-in's
     # delegate claims no node, so the worker runs it on the CPU kernels.
     (models / "mask_classifier_int8_edgetpu.tflite").write_bytes(

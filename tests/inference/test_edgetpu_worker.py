@@ -20,7 +20,7 @@ from edge.inference import edgetpu_worker
 from edge.inference.accelerator import AcceleratedModel, AcceleratorSettings, Placement
 from edge.inference.edgetpu_worker import EdgeTpuHosts, runtime_label
 from edge.inference.runtime import find_runtime
-from tests.conftest import classifier_files, REPO_ROOT, shared_path
+from tests.conftest import copy_shipped_classifier, REPO_ROOT, shared_path
 from tests.inference.edgetpu_stand_in import (  # noqa: F401  (fixtures)
     CLASSIFIER, classifier_input_shape, cpu_outputs, make_pair, process_is_gone, random_image,
     run_once, stand_in, stand_in_library, wait_until)
@@ -270,9 +270,7 @@ def test_a_missing_edge_tpu_model_in_mode_edgetpu_starts_no_worker(stand_in, tmp
 
 def _classifier_copy(folder, with_twin=True):
     """models/mask_classifier.json and its int8 model (and an `_edgetpu` copy) in `folder`."""
-    os.makedirs(folder, exist_ok=True)
-    for name in classifier_files():
-        shutil.copy(os.path.join(REPO_ROOT, "models", name), os.path.join(folder, name))
+    copy_shipped_classifier(folder)
     if with_twin:
         shutil.copy(os.path.join(folder, "mask_classifier_int8.tflite"),
                     os.path.join(folder, "mask_classifier_int8_edgetpu.tflite"))

@@ -16,7 +16,7 @@ from edge.inference.accelerator import AcceleratorSettings
 from edge.inference.classifier import MaskClassifier, as_rgb, no_mask_score
 from edge.inference.preprocess import resize_square
 from edge.paths import default_classifier
-from tests.conftest import shared_path
+from tests.conftest import damage_last_byte, shared_path
 from tests.inference.test_classifier_batch import FOUR_FACES_BOXES
 
 CPU_1 = AcceleratorSettings(mode="cpu", threads=1)
@@ -113,9 +113,7 @@ def _copy_models(tmp_path, **changes):
 def test_a_damaged_second_model_is_named_by_its_checksum(tmp_path):
     path, meta = _copy_models(tmp_path)
     second = tmp_path / meta["files"]["second_opinion"]
-    data = bytearray(second.read_bytes())
-    data[-1] ^= 0xFF
-    second.write_bytes(bytes(data))
+    damage_last_byte(second)
     with pytest.raises(ModelError, match=f"{second.name} does not match the sha256"):
         MaskClassifier.open(path, CPU_1)
     second.unlink()
